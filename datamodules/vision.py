@@ -1,0 +1,334 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 as uint8 tensors, decoded once and cached.
+
+Files follow torchvision's layout under ``data_dir`` and are checked against their canonical
+checksums before they are decoded by torchvision's own dataset classes. Missing files are
+downloaded (``download: true``); Debian's ``dataset-fashion-mnist`` package is used when present.
+Scaling to [0, 1], resizing and normalisation run on whole batches on the training device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+import torchvision.datasets as tvd
+from jsonargparse.typing import PositiveInt
+
+from datamodules.base import DataModule
+from lit_models.errors import LitexpError
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
+def default_data_dir() -> str:
+    """``$LITEXP_DATA_DIR``, else the user cache directory (``$XDG_CACHE_HOME/litexp/data``)."""
+    if os.environ.get("LITEXP_DATA_DIR"):
+        return os.environ["LITEXP_DATA_DIR"]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache_home, "litexp", "data")
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def gunzip_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with gzip.open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class VisionDataModule(DataModule):
+    """Image classification data held as ``uint8`` tensors of shape (N, C, H, W)."""
+
+    dataset_class: type = tvd.VisionDataset
+    channels: int = 1
+    image_size: int = 28
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        download: bool = True,
+        resize: Optional[PositiveInt] = None,
+        normalize: bool = True,
+        batch_size: PositiveInt = 256,
+        eval_batch_size: Optional[PositiveInt] = None,
+        val_fraction: float = 0.1,
+        num_folds: Optional[int] = None,
+        fold: int = 0,
+        split_seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            data_dir: where the dataset files live (default: ``$LITEXP_DATA_DIR`` or the user cache).
+            download: fetch missing files from the canonical URLs (checked by checksum).
+            resize: resize images to this side length on the device (the book uses 224 or 96).
+            normalize: subtract the dataset mean and divide by its std after scaling to [0, 1].
+            batch_size: training batch size per device.
+            eval_batch_size: validation/test batch size (default: ``batch_size``).
+            val_fraction: hold-out fraction of the training split (used when ``num_folds`` is null).
+            num_folds: K for K-fold validation; ``fold`` picks the validation fold.
+            fold: which fold (0..num_folds-1) is the validation set.
+            split_seed: seed of the hold-out / K-fold split.
+        """
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         num_folds=num_folds, fold=fold, split_seed=split_seed)
+        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
+        self.download = download
+        self.resize = int(resize) if resize else None
+        self.normalize = normalize
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        side = self.resize or self.image_size
+        return (self.channels, side, side)
+
+    # -- files ---------------------------------------------------------------------------------
+    def ensure_files(self) -> None:
+        """Make the raw files present and verified, or raise one clear error saying how."""
+        raise NotImplementedError
+
+    def decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read the verified raw files of ``split`` into (uint8 images (N, C, H, W), int64 labels)."""
+        raise NotImplementedError
+
+    def source_files(self) -> list[Path]:
+        raise NotImplementedError
+
+    def _download(self) -> None:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # never hang on a dead network
+        try:
+            self.dataset_class(str(self.data_dir), train=True, download=True)
+            self.dataset_class(str(self.data_dir), train=False, download=True)
+        except Exception as error:  # urllib, socket and checksum errors alike
+            raise LitexpError(self._missing_message(f"download failed: {error}")) from error
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    def _missing_message(self, reason: str) -> str:
+        names = ", ".join(path.name for path in self.source_files())
+        return (
+            f"{type(self).__name__} data not found in {self.raw_dir} ({reason}); put {names} there, "
+            f"or point data_dir / LITEXP_DATA_DIR at a folder that has them, or allow download: true"
+        )
+
+    @property
+    def raw_dir(self) -> Path:
+        raise NotImplementedError
+
+    # -- decoded-tensor cache ----------------------------------------------------------------------
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = self.data_dir / "litexp-cache" / f"{type(self).__name__}-{split}.pt"
+        if cache.exists():
+            try:
+                cached = torch.load(cache, weights_only=True)
+            except Exception:  # an unreadable cache is rebuilt from the source files
+                cached = {}
+            if cached.get("sources") == self._source_stamp():
+                return cached["images"], cached["labels"]
+        self.ensure_files()
+        images, labels = self.decode(split)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": images, "labels": labels, "sources": self._source_stamp()}, partial)
+        os.replace(partial, cache)  # atomic: concurrent ranks never read a half-written cache
+        return images, labels
+
+    def _source_stamp(self) -> list:
+        """Size and mtime of every source file: any change re-verifies and re-decodes."""
+        stamp = []
+        for path in self.source_files():
+            if not path.exists():
+                return []
+            info = path.stat()
+            stamp.append([path.name, info.st_size, info.st_mtime_ns])
+        return stamp
+
+    # -- batches on the device ------------------------------------------------------------------
+    def transform_batch(self, batch, training: bool):
+        images, labels = batch  # (B, C, H, W) uint8, (B,) int64
+        images = images.float().div_(255.0)
+        if self.resize and self.resize != images.shape[-1]:
+            images = F.interpolate(images, size=(self.resize, self.resize), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        if training:
+            images = self.augment(images)
+        if self.normalize:
+            mean = images.new_tensor(self.mean).view(1, -1, 1, 1)
+            std = images.new_tensor(self.std).view(1, -1, 1, 1)
+            images = (images - mean) / std
+        return images, labels
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-sample random augmentation of a whole training batch, (B, C, H, W) in [0, 1].
+
+        The hook for batched augmentation on the device; identity here.
+        """
+        return images
+
+
+class IdxDataModule(VisionDataModule):
+    """The MNIST family: four IDX files, gzip-compressed in the canonical downloads."""
+
+    #: md5 of the decompressed IDX files, where known; lets recompressed copies (Debian) verify
+    content_md5: dict[str, str] = {}
+    #: other folders that may hold the ``.gz`` files (read-only system copies)
+    system_dirs: tuple[str, ...] = ()
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / self.dataset_class.__name__ / "raw"
+
+    def archive_md5(self) -> dict[str, str]:
+        return {os.path.basename(url): md5 for url, md5 in self.dataset_class.resources}
+
+    def source_files(self) -> list[Path]:
+        return [self.raw_dir / name[: -len(".gz")] for name in self.archive_md5()]
+
+    def ensure_files(self) -> None:
+        missing = [path for path in self.source_files() if not path.exists()]
+        for raw in missing:
+            archive = self._find_archive(raw.name + ".gz")
+            if archive is None:
+                break
+            self._verify_archive(archive)
+            self.raw_dir.mkdir(parents=True, exist_ok=True)
+            partial = raw.with_suffix(".partial")
+            with gzip.open(archive, "rb") as source, open(partial, "wb") as target:
+                shutil.copyfileobj(source, target)
+            os.replace(partial, raw)
+        if any(not path.exists() for path in self.source_files()):
+            if not self.download:
+                raise LitexpError(self._missing_message("download: false"))
+            self._download()
+        for raw in self.source_files():
+            expected = self.content_md5.get(raw.name)
+            if expected and file_md5(raw) != expected:
+                raise LitexpError(f"checksum mismatch for {raw}: the file is corrupt or truncated; "
+                                  f"delete it and run again to fetch a fresh copy")
+
+    def _find_archive(self, name: str) -> Optional[Path]:
+        for folder in (self.raw_dir, *map(Path, self.system_dirs)):
+            if (folder / name).exists():
+                return folder / name
+        return None
+
+    def _verify_archive(self, archive: Path) -> None:
+        if file_md5(archive) == self.archive_md5()[archive.name]:
+            return
+        expected = self.content_md5.get(archive.name[: -len(".gz")])
+        try:
+            content_ok = expected is not None and gunzip_md5(archive) == expected
+        except (OSError, EOFError):
+            content_ok = False
+        if not content_ok:
+            raise LitexpError(f"checksum mismatch for {archive}: the file is corrupt or truncated; "
+                              f"delete it and run again to fetch a fresh copy")
+
+    def decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            dataset = self.dataset_class(str(self.data_dir), train=split == "train", download=False)
+            images, labels = dataset.data, dataset.targets  # (N, 28, 28) uint8, (N,) int64
+        except (RuntimeError, ValueError, AssertionError, OSError) as error:
+            raise LitexpError(f"cannot decode {type(self).__name__} {split} files in {self.raw_dir}: {error}; "
+                              f"the files are corrupt or truncated, delete them and run again") from error
+        if len(images) != len(labels):
+            raise LitexpError(f"{type(self).__name__} {split} files in {self.raw_dir} disagree: "
+                              f"{len(images)} images but {len(labels)} labels; delete them and run again")
+        return images.unsqueeze(1).contiguous(), labels.long()
+
+
+class MNIST(IdxDataModule):
+    """Handwritten digits, 60k/10k 28x28 grey images, 10 classes."""
+
+    dataset_class = tvd.MNIST
+    num_classes = 10
+    mean = (0.1307,)
+    std = (0.3081,)
+
+
+class FashionMNIST(IdxDataModule):
+    """Zalando's clothing images, 60k/10k 28x28 grey images, 10 classes (the book's default)."""
+
+    dataset_class = tvd.FashionMNIST
+    num_classes = 10
+    mean = (0.2860,)
+    std = (0.3530,)
+    content_md5 = {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    }
+    system_dirs = (DEBIAN_FASHION_MNIST,)
+
+
+class CIFAR10(VisionDataModule):
+    """60k 32x32 colour images in 10 classes (python pickle batches)."""
+
+    dataset_class = tvd.CIFAR10
+    channels = 3
+    image_size = 32
+    num_classes = 10
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2470, 0.2435, 0.2616)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / self.dataset_class.base_folder
+
+    def file_md5s(self) -> dict[str, str]:
+        cls = self.dataset_class
+        table = {name: md5 for name, md5 in cls.train_list + cls.test_list}
+        table[cls.meta["filename"]] = cls.meta["md5"]
+        return table
+
+    def source_files(self) -> list[Path]:
+        return [self.raw_dir / name for name in self.file_md5s()]
+
+    def ensure_files(self) -> None:
+        if any(not path.exists() for path in self.source_files()):
+            archive = self.data_dir / self.dataset_class.filename
+            if archive.exists() or self.download:
+                self._download()  # torchvision checks the archive's md5 and extracts it
+            else:
+                raise LitexpError(self._missing_message("download: false"))
+        for path in self.source_files():
+            if file_md5(path) != self.file_md5s()[path.name]:
+                raise LitexpError(f"checksum mismatch for {path}: the file is corrupt or truncated; "
+                                  f"delete it and run again to fetch a fresh copy")
+
+    def decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            dataset = self.dataset_class(str(self.data_dir), train=split == "train", download=False)
+        except (RuntimeError, ValueError, OSError, EOFError, KeyError) as error:
+            raise LitexpError(f"cannot decode {type(self).__name__} {split} files in {self.raw_dir}: {error}; "
+                              f"delete them and run again") from error
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+        return images, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+class CIFAR100(CIFAR10):
+    """60k 32x32 colour images in 100 fine-grained classes."""
+
+    dataset_class = tvd.CIFAR100
+    num_classes = 100
+    mean = (0.5071, 0.4865, 0.4409)
+    std = (0.2673, 0.2564, 0.2762)

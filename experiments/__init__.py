@@ -1,0 +1,1 @@
+"""The litexp command line, configs, search spaces, reports and benchmarks."""

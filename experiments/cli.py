@@ -1,0 +1,220 @@
+"""The ``litexp`` command: LightningCLI for fit/validate/test/predict, plus one-line errors.
+
+``litexp fit`` with no config runs the default experiment (LeNet on Fashion-MNIST). The model and
+the data are chosen by class name (``--model ClassificationTask --data FashionMNIST``), the
+network by registry name (``--model.network lenet``); the data tells the model its input shape
+and class count (``link_arguments``), so configs never repeat them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from argparse import ArgumentError
+from pathlib import Path
+from typing import Optional
+
+from jsonargparse import ActionYesNo
+from lightning.pytorch.cli import LightningCLI
+
+import datamodules  # noqa: F401  (registers every DataModule class for --data lookup)
+import lit_models
+from datamodules import DataModule
+from experiments.run import (
+    RUN_DIR_ENV,
+    ConfigToLoggers,
+    PredictionCSV,
+    RunOptions,
+    RunSummary,
+    WandbOptions,
+    build_checkpoint,
+    build_loggers,
+    new_run_dir,
+)
+from lit_models import LitexpError, Task
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "fashion_mnist" / "lenet.yaml"
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# data attribute -> model argument; a link whose target the chosen task lacks is skipped
+DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
+                 ("in_features", "in_features"), ("num_outputs", "num_outputs"))
+
+
+class LitexpCLI(LightningCLI):
+    def __init__(self, args: list[str], run: bool = True) -> None:
+        self.run_dir: Optional[Path] = None
+        super().__init__(
+            model_class=Task,
+            datamodule_class=DataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=ConfigToLoggers,
+            save_config_kwargs={"overwrite": True},
+            # our batch sampler shards batches across ranks itself (see datamodules.base)
+            trainer_defaults={"use_distributed_sampler": False},
+            seed_everything_default=0,
+            parser_kwargs={"exit_on_error": False},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--run", type=RunOptions, default=RunOptions(), help="run directory layout")
+        parser.add_argument("--wandb", type=WandbOptions, default=WandbOptions(), help="W&B logging")
+        parser.add_argument("--test", action=ActionYesNo, default=False,
+                            help="fit only: evaluate the best checkpoint on the test split afterwards")
+        for source, target in DATA_TO_MODEL:
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+
+    def instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        self.config_init = self.parser.instantiate_classes(self.config)
+        self.datamodule = self._get(self.config_init, "data")
+        self.model = self._get(self.config_init, "model")
+        # read and split the data now, so a missing file or impossible split fails before any
+        # file of the run is written
+        stage = self.subcommand
+        if stage == "fit":
+            self.datamodule.prepare_data()
+        self.datamodule.setup(stage)
+
+        network = getattr(self.model, "hparams", {}).get("network", type(self.model).__name__)
+        default_name = f"{network}-{type(self.datamodule).__name__}".lower()
+        self.run_dir = new_run_dir(config.run, default_name)
+        os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
+        label = f"{config.run.name or default_name}/{self.run_dir.name}"
+
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(trainer_config.get("callbacks") or [])
+        callbacks.append(RunSummary(self.run_dir, seed=config.get("seed_everything"), command=self.subcommand))
+        if trainer_config.get("enable_checkpointing") is not False and stage == "fit":
+            has_validation = len(self.datamodule.val_indices) > 0
+            callbacks.append(build_checkpoint(self.run_dir, self.model, has_validation))
+        if stage == "predict":
+            callbacks.append(PredictionCSV(self.run_dir))
+        self.trainer = self.instantiate_trainer(
+            default_root_dir=str(self.run_dir),
+            logger=build_loggers(self.run_dir, config.wandb, label),
+            callbacks=callbacks,
+        )
+
+    def after_fit(self) -> None:
+        if not self.config[self.subcommand].get("test"):
+            return
+        fast = bool(self.trainer.fast_dev_run)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=None if fast else "best",
+                          weights_only=True)
+
+
+# -- errors --------------------------------------------------------------------------------------
+_BOILERPLATE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "Expected a <class 'NoneType'>",
+                "Problem with given class_path", "Parser key")
+
+
+def _class_names(base: type) -> list[str]:
+    names, stack = set(), [base]
+    while stack:
+        for subclass in stack.pop().__subclasses__():
+            names.add(subclass.__name__)
+            stack.append(subclass)
+    return sorted(names)
+
+
+def summarize_parse_error(message: str, command: str) -> str:
+    """Turn jsonargparse's nested report into one line that says what to change."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    where = ".".join(k for k in keys if k) or None
+    if "dot import path" in message or "does not correspond to a subclass" in message \
+            or "not accessible or invalid" in message:
+        group = (where or "").split(".")[0]
+        given = re.search(r"Given value: (\S+)", message)
+        valid = _class_names(Task if group == "model" else DataModule)
+        name = given.group(1) if given else "?"
+        return f"unknown {group or 'class'} {name!r}; valid {group or 'classes'}: {', '.join(valid)}"
+    if message.startswith("unrecognized arguments:"):
+        return f"{message.strip()}; run 'litexp {command} --help' for the valid options"
+    lines = [line.strip(" -") for line in message.splitlines()]
+    details = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
+    detail = details[-1] if details else lines[0]
+    option = re.search(r"Option '([^']+)' is not accepted|Key '([^']+)' is not expected", message)
+    if option:
+        name = option.group(1) or option.group(2)
+        return f"{where + ': ' if where else ''}no option {name!r}; run 'litexp {command} --help' for the valid ones"
+    return f"{where + ': ' if where else ''}{detail}"
+
+
+def _user_error(error: BaseException) -> Optional[LitexpError]:
+    while error is not None:
+        if isinstance(error, LitexpError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def with_default_config(argv: list[str]) -> list[str]:
+    """``litexp fit`` without a config, model or data runs the default experiment."""
+    if argv and argv[0] == "fit" and not any(
+        arg in ("-c", "--config", "--model", "--data", "-h", "--help")
+        or arg.startswith(("--config=", "--model=", "--data="))
+        for arg in argv[1:]
+    ):
+        return [argv[0], "--config", str(DEFAULT_CONFIG), *argv[1:]]
+    return argv
+
+
+def run_lightning(argv: list[str]) -> int:
+    set_here = RUN_DIR_ENV not in os.environ
+    # LightningCLI warns when given args while sys.argv has others: here that is by design
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+    try:
+        LitexpCLI(with_default_config(argv))
+    except ArgumentError as error:
+        print(f"litexp: error: {summarize_parse_error(str(error), argv[0])}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        user_error = _user_error(error)
+        if user_error is None or os.environ.get("LITEXP_DEBUG"):
+            raise
+        print(f"litexp: error: {user_error}", file=sys.stderr)
+        return 2
+    finally:
+        if set_here:
+            os.environ.pop(RUN_DIR_ENV, None)
+    return 0
+
+
+USAGE = """usage: litexp {fit,validate,test,predict} [options]   (litexp fit --help for all options)
+
+  fit        train a model (no config: LeNet on Fashion-MNIST); --test evaluates the best checkpoint
+  validate   evaluate a checkpoint on the validation split (--ckpt_path)
+  test       evaluate a checkpoint on the test split (--ckpt_path)
+  predict    write predictions.csv for the test split (--ckpt_path)
+  networks   list the registered networks
+"""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = argv[0]
+    if command == "networks":
+        for name in lit_models.list_networks():
+            print(name)
+        return 0
+    if command in LIGHTNING_COMMANDS:
+        return run_lightning(argv)
+    print(f"litexp: error: unknown command {command!r}; choose one of "
+          f"{', '.join((*LIGHTNING_COMMANDS, 'networks'))}", file=sys.stderr)
+    return 2
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Everything a run leaves behind: its directory, loggers, checkpoints and ``summary.json``.
+
+Layout of one run: ``<root>/<name>/<version>/`` with ``config.yaml`` (resolved config),
+``metrics.csv`` (CSV logger), ``checkpoints/{best,last}.ckpt``, ``summary.json`` and, when W&B is
+on, ``wandb/``. Only global rank 0 writes files or opens a W&B run.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+RUN_DIR_ENV = "LITEXP_RUN_DIR"  # shared by every rank of one run (set for Lightning-launched ranks)
+
+
+@dataclass
+class RunOptions:
+    """Where the run directory goes: ``<root>/<name>/<version>``."""
+
+    root: str = "runs"
+    name: Optional[str] = None  # default: "<network>-<data class>"
+    version: Optional[str] = None  # default: a timestamp
+
+
+@dataclass
+class WandbOptions:
+    """Weights & Biases: ``auto`` is online when logged in, offline otherwise; never a prompt."""
+
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str = "litexp"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    name: Optional[str] = None  # default: "<run name>/<version>"
+
+
+def new_run_dir(options: RunOptions, default_name: str) -> Path:
+    """A fresh, not yet created run directory (``RUN_DIR_ENV`` wins: all ranks share one)."""
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    base = Path(options.root) / (options.name or default_name)
+    version = options.version or time.strftime("%Y%m%d-%H%M%S")
+    candidate, suffix = base / version, 1
+    while candidate.exists() and options.version is None:
+        candidate, suffix = base / f"{version}-{suffix}", suffix + 1
+    return candidate
+
+
+def wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """``auto`` -> ``online`` with credentials, else ``offline``; ``WANDB_MODE`` in the env wins."""
+    if os.environ.get("WANDB_MODE") in ("online", "offline", "disabled"):
+        return os.environ["WANDB_MODE"]
+    if mode == "auto":
+        return "online" if wandb_logged_in() else "offline"
+    return mode
+
+
+def build_loggers(run_dir: Path, options: WandbOptions, run_label: str) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    mode = resolve_wandb_mode(options.mode)
+    if mode != "disabled":
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(
+            WandbLogger(
+                project=options.project,
+                entity=options.entity,
+                group=options.group,
+                name=options.name or run_label,
+                save_dir=str(run_dir),
+                mode=mode,
+                settings={"init_timeout": 60, "console": "off"},
+            )
+        )
+    return loggers
+
+
+def build_checkpoint(run_dir: Path, module: pl.LightningModule, has_validation: bool) -> ModelCheckpoint:
+    monitor = getattr(module, "monitor", None) if has_validation else None
+    return ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"),
+        filename="best",
+        monitor=monitor,
+        mode=getattr(module, "monitor_mode", "min"),
+        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("litexp", "torch", "torchvision", "lightning", "torchmetrics", "optuna", "wandb"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def device_description(trainer: pl.Trainer) -> dict[str, Any]:
+    root = trainer.strategy.root_device
+    name = torch.cuda.get_device_name(root) if root.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "accelerator": root.type,
+        "name": name,
+        "devices": trainer.num_devices,
+        "num_nodes": trainer.num_nodes,
+        "world_size": trainer.world_size,
+        "strategy": type(trainer.strategy).__name__,
+        "precision": str(trainer.precision),
+    }
+
+
+def scalar_metrics(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in sorted(trainer.callback_metrics.items())
+        if key.startswith(prefixes) and torch.as_tensor(value).numel() == 1
+    }
+
+
+class RunSummary(Callback):
+    """Writes ``summary.json``: final metrics, epochs, epoch times, seed, versions, device, split."""
+
+    def __init__(self, run_dir: Path, seed: Optional[int], command: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.seed = seed
+        self.command = command
+        self.summary: dict[str, Any] = {}
+        self.epoch_times: list[float] = []
+        self._fit_start = self._epoch_start = 0.0
+
+    def on_fit_start(self, trainer, pl_module):
+        self._fit_start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epoch_times.append(time.perf_counter() - self._epoch_start)
+
+    def on_fit_end(self, trainer, pl_module):
+        checkpoint = trainer.checkpoint_callback
+        best_score = getattr(checkpoint, "best_model_score", None)
+        self.summary.update(
+            fit={
+                "metrics": scalar_metrics(trainer, ("train/", "val/")),
+                "epochs": trainer.current_epoch,
+                "global_steps": trainer.global_step,
+                "wall_time_s": round(time.perf_counter() - self._fit_start, 3),
+                "epoch_times_s": [round(t, 3) for t in self.epoch_times],
+                "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
+                "best_score": float(best_score) if best_score is not None else None,
+                "monitor": getattr(checkpoint, "monitor", None),
+            }
+        )
+        self._write(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.state.fn == "validate":
+            self.summary["validate"] = {"metrics": scalar_metrics(trainer, ("val/",))}
+            self._write(trainer, pl_module)
+
+    def on_test_end(self, trainer, pl_module):
+        self.summary["test"] = {
+            "metrics": scalar_metrics(trainer, ("test/",)),
+            "checkpoint": trainer.ckpt_path,
+        }
+        self._write(trainer, pl_module)
+
+    def _write(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        datamodule = trainer.datamodule
+        self.summary.update(
+            command=self.command,
+            run_dir=str(self.run_dir),
+            seed=self.seed,
+            model={"class": type(pl_module).__name__, **_call_summary(pl_module)},
+            data=_call_summary(datamodule),
+            versions=library_versions(),
+            device=device_description(trainer),
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.run_dir / "summary.json.partial"
+        partial.write_text(json.dumps(self.summary, indent=2, default=str) + "\n")
+        os.replace(partial, self.run_dir / "summary.json")
+
+
+def _call_summary(obj) -> dict[str, Any]:
+    summary = getattr(obj, "summary", None)
+    return summary() if callable(summary) else {}
+
+
+class ConfigToLoggers(SaveConfigCallback):
+    """Saves the resolved ``config.yaml`` in the run directory and sends it to W&B."""
+
+    def save_config(self, trainer, pl_module, stage) -> None:
+        config = self.config.clone().as_dict()
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(config, allow_val_change=True)
+
+
+class PredictionCSV(BasePredictionWriter):
+    """Writes ``predictions.csv`` (one row per sample of the predicted split) into the run dir."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.run_dir = Path(run_dir)
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        if not batches:
+            return
+        columns = {key: torch.cat([batch[key].cpu() for batch in batches]) for key in batches[0]}
+        name = "predictions.csv" if trainer.world_size == 1 else f"predictions-rank{trainer.global_rank}.csv"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / name, "w") as handle:
+            handle.write(",".join(columns) + "\n")
+            for row in zip(*(column.tolist() for column in columns.values())):
+                handle.write(",".join(f"{value:.6g}" if isinstance(value, float) else str(value) for value in row))
+                handle.write("\n")

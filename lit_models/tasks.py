@@ -1,0 +1,197 @@
+"""Task LightningModules: the loss, metrics, optimizer and logging around a registered network.
+
+Step logic is written once per task. Networks are plain ``nn.Module`` objects built by name from
+the registry, so a new architecture needs no new LightningModule.
+Metric names: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_models.init import init_weights
+from lit_models.optim import build_optimizer, build_scheduler, parameter_groups
+from lit_models.registry import build_network
+
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+SchedulerName = Optional[Literal["step", "cosine", "one_cycle"]]
+InitName = Literal["default", "normal", "xavier", "he"]
+STAGES = ("train", "val", "test")
+
+
+class Task(pl.LightningModule):
+    """What every task shares: the optimizer, the schedule, the initialisation, run summaries.
+
+    Subclasses build ``self.network`` and then call :meth:`_finish_init`.
+    """
+
+    #: metric that picks the best checkpoint, and whether larger is better
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(
+        self,
+        optimizer: OptimizerName = "sgd",
+        lr: PositiveFloat = 0.1,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
+        scheduler: SchedulerName = None,
+        step_size: PositiveInt = 10,
+        gamma: PositiveFloat = 0.1,
+        init: InitName = "default",
+        init_std: PositiveFloat = 0.01,
+    ) -> None:
+        super().__init__()
+        self.optimizer_name = optimizer
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.momentum = float(momentum)
+        self.scheduler_name = scheduler
+        self.step_size = int(step_size)
+        self.gamma = float(gamma)
+        self.init_scheme = init
+        self.init_std = float(init_std)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+
+    def _finish_init(self, network: nn.Module) -> None:
+        self.network = network
+        init_weights(self.network, self.init_scheme, self.init_std)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(inputs)
+
+    def configure_optimizers(self):
+        groups = parameter_groups(self.named_parameters(), self.weight_decay, self.lr)
+        optimizer = build_optimizer(self.optimizer_name, groups, self.lr, self.momentum)
+        if self.scheduler_name is None:
+            return optimizer
+        trainer = self.trainer
+        scheduler = build_scheduler(
+            self.scheduler_name,
+            optimizer,
+            lr=self.lr,
+            max_epochs=max(1, trainer.max_epochs or 1),
+            total_steps=int(trainer.estimated_stepping_batches),
+            step_size=self.step_size,
+            gamma=self.gamma,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the trained model for ``summary.json`` (networks may add their own)."""
+        facts: dict[str, Any] = {"parameters": sum(p.numel() for p in self.parameters())}
+        network_summary = getattr(self.network, "summary", None)
+        if callable(network_summary):
+            facts.update(network_summary())
+        return facts
+
+
+class ClassificationTask(Task):
+    """Cross-entropy classification of images (or any fixed-size input) into ``num_classes``."""
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        network: str = "lenet",
+        network_args: Optional[dict[str, Any]] = None,
+        num_classes: PositiveInt = 10,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.num_classes = int(num_classes)
+        self.input_shape = tuple(input_shape)
+        channels, height, width = self.input_shape
+        if height != width:
+            raise ValueError(f"input_shape must hold square images, got {self.input_shape}")
+        network_module = build_network(
+            network,
+            kind="image_classifier",
+            in_channels=channels,
+            num_classes=self.num_classes,
+            image_size=height,
+            **(network_args or {}),
+        )
+        self._finish_init(network_module)
+        # keyed by the logged name; metric objects sync exactly across DDP ranks (sums and counts)
+        self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
+        self.metrics.update({f"{stage}/acc": MulticlassAccuracy(self.num_classes, average="micro") for stage in STAGES})
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch  # (B, C, H, W) float, (B,) int64
+        logits = self(images)  # (B, num_classes)
+        loss = F.cross_entropy(logits, labels)
+        self.metrics[f"{stage}/loss"].update(loss.detach(), weight=labels.numel())
+        self.metrics[f"{stage}/acc"].update(logits.detach(), labels)
+        for name in (f"{stage}/loss", f"{stage}/acc"):
+            self.log(name, self.metrics[name], on_step=False, on_epoch=True, prog_bar=True)
+        if stage == "train":
+            self.log("train/step_loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=False)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        images, labels = batch
+        probabilities = self(images).softmax(dim=-1)  # (B, num_classes)
+        confidence, predicted = probabilities.max(dim=-1)
+        return {"label": labels, "predicted": predicted, "confidence": confidence}
+
+
+class RegressionTask(Task):
+    """Squared-error regression of ``num_outputs`` targets from ``in_features`` inputs."""
+
+    def __init__(
+        self,
+        network: str = "linear_regression",
+        network_args: Optional[dict[str, Any]] = None,
+        in_features: PositiveInt = 2,
+        num_outputs: PositiveInt = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        network_module = build_network(
+            network, kind="regressor", in_features=in_features, num_outputs=num_outputs, **(network_args or {})
+        )
+        self._finish_init(network_module)
+        self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        features, targets = batch  # (B, in_features), (B, num_outputs)
+        loss = F.mse_loss(self(features), targets)
+        self.metrics[f"{stage}/loss"].update(loss.detach(), weight=targets.shape[0])
+        self.log(f"{stage}/loss", self.metrics[f"{stage}/loss"], on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        features, targets = batch
+        return {"target": targets.squeeze(-1), "predicted": self(features).squeeze(-1)}

@@ -1,0 +1,84 @@
+"""Small dataset files in the real on-disk formats (IDX, CIFAR python pickles), written by tests.
+
+The real parsing code reads them; their checksums are patched into the tables the loaders check.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import torchvision.datasets as tvd
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """IDX: magic (0, 0, dtype 0x08 = uint8, ndim), big-endian dims, then the raw bytes."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def labelled_images(num: int, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose mean brightness encodes the label, so a model can learn them quickly."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num) % num_classes
+    rng.shuffle(labels)
+    base = (labels * (200 // max(1, num_classes - 1))).reshape(-1, *([1] * len(shape)))
+    images = np.clip(base + rng.integers(0, 40, size=(num, *shape)), 0, 255).astype(np.uint8)
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_dataset(root: Path, folder: str, num_train: int = 300, num_test: int = 100,
+                      compress: bool = False) -> list[Path]:
+    raw = root / folder / "raw"
+    written = []
+    for split, num, seed in (("train", num_train, 0), ("t10k", num_test, 1)):
+        images, labels = labelled_images(num, 10, (28, 28), seed)
+        written.append(write_idx(raw / f"{split}-images-idx3-ubyte", images, compress))
+        written.append(write_idx(raw / f"{split}-labels-idx1-ubyte", labels, compress))
+    return written
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_cifar(root: Path, num_classes: int, per_batch: int = 60, num_test: int = 60) -> dict[str, str]:
+    """CIFAR-10 (5 train batches + test + batches.meta) or CIFAR-100 (train + test + meta) pickles.
+
+    Returns {file name: md5} for patching torchvision's checksum tables.
+    """
+    cls = tvd.CIFAR10 if num_classes == 10 else tvd.CIFAR100
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    label_key = "labels" if num_classes == 10 else "fine_labels"
+    sums = {}
+    for index, (name, _) in enumerate(cls.train_list + cls.test_list):
+        is_test = [name, _] in cls.test_list
+        num = num_test if is_test else max(per_batch, 3 * num_classes)
+        images, labels = labelled_images(num, num_classes, (3, 32, 32), seed=10 + index)
+        entry = {"data": images.reshape(num, -1), label_key: labels.astype(int).tolist(), "batch_label": name}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+        sums[name] = md5(folder / name)
+    meta_key = cls.meta["key"]
+    (folder / cls.meta["filename"]).write_bytes(
+        pickle.dumps({meta_key: [f"class{i}" for i in range(num_classes)]}, protocol=2))
+    sums[cls.meta["filename"]] = md5(folder / cls.meta["filename"])
+    return sums
+
+
+def patch_cifar_checksums(monkeypatch, cls, sums: dict[str, str]) -> None:
+    monkeypatch.setattr(cls, "train_list", [[name, sums[name]] for name, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[name, sums[name]] for name, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": sums[cls.meta["filename"]]})
