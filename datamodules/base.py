@@ -85,8 +85,9 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
 class DataModule(pl.LightningDataModule):
     """Base of every litexp DataModule (the CLI chooses among its subclasses by class name)."""
 
-    #: set by subclasses: number of classes (classification) and per-sample input shape
-    num_classes: Optional[int] = None
+    # Subclasses describe their samples with the attributes their task needs (the CLI links them
+    # into the model): ``num_classes`` and ``input_shape`` for classification, ``in_features`` and
+    # ``num_outputs`` for regression.
     #: does stratification by target make sense (class labels) or not (regression)
     stratify: bool = True
 
@@ -115,6 +116,9 @@ class DataModule(pl.LightningDataModule):
         self._test_split: Optional[tuple[torch.Tensor, ...]] = None
         self.test_split_loads = 0  # how often the official test split was read (isolation checks)
 
+    def __str__(self) -> str:  # Lightning's default builds every dataloader just to print it
+        return f"{type(self).__name__}(batch_size={self.batch_size})"
+
     # -- what a subclass provides ------------------------------------------------------------
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (inputs, targets) of the official ``"train"`` or ``"test"`` split."""
@@ -142,15 +146,15 @@ class DataModule(pl.LightningDataModule):
     def _setup_train_split(self) -> None:
         if self._train_split is not None:
             return
-        self._train_split = self.load("train")
-        targets = self._train_split[1]
+        split = self.load("train")
+        targets = split[1]
         labels = targets.numpy() if self.stratify else None
         if self.num_folds is None:
-            self.train_indices, self.val_indices = holdout_split(labels, len(targets), self.val_fraction,
-                                                                 self.split_seed)
+            train, val = holdout_split(labels, len(targets), self.val_fraction, self.split_seed)
         else:
-            self.train_indices, self.val_indices = kfold_split(labels, len(targets), self.num_folds,
-                                                               self.fold, self.split_seed)
+            train, val = kfold_split(labels, len(targets), self.num_folds, self.fold, self.split_seed)
+        # assigned only once the split succeeded: a failed setup is not mistaken for a done one
+        self._train_split, self.train_indices, self.val_indices = split, train, val
 
     @property
     def split_fingerprint(self) -> Optional[str]:

@@ -14,6 +14,7 @@ class SyntheticRegression(DataModule):
     """Features (N, len(w)) and targets (N, 1), drawn once from a seeded generator."""
 
     stratify = False
+    num_outputs = 1
 
     def __init__(
         self,
@@ -42,8 +43,6 @@ class SyntheticRegression(DataModule):
     @property
     def in_features(self) -> int:
         return len(self.w)
-
-    num_outputs = 1
 
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.num_train if split == "train" else self.num_test

@@ -56,7 +56,7 @@ class LitexpCLI(LightningCLI):
             # our batch sampler shards batches across ranks itself (see datamodules.base)
             trainer_defaults={"use_distributed_sampler": False},
             seed_everything_default=0,
-            parser_kwargs={"exit_on_error": False},
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -75,6 +75,10 @@ class LitexpCLI(LightningCLI):
         self.config_init = self.parser.instantiate_classes(self.config)
         self.datamodule = self._get(self.config_init, "data")
         self.model = self._get(self.config_init, "model")
+        missing = [name for name in self.model.data_attributes if not hasattr(self.datamodule, name)]
+        if missing:
+            raise LitexpError(f"{type(self.model).__name__} needs data that provides {', '.join(missing)}; "
+                              f"{type(self.datamodule).__name__} does not: choose a matching --model or --data")
         # read and split the data now, so a missing file or impossible split fails before any
         # file of the run is written
         stage = self.subcommand

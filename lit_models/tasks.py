@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lit_models.errors import LitexpError
 from lit_models.init import init_weights
 from lit_models.optim import build_optimizer, build_scheduler, parameter_groups
 from lit_models.registry import build_network
@@ -36,6 +37,8 @@ class Task(pl.LightningModule):
     #: metric that picks the best checkpoint, and whether larger is better
     monitor: str = "val/loss"
     monitor_mode: str = "min"
+    #: attributes the DataModule must provide (the CLI links them into the task's arguments)
+    data_attributes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -60,7 +63,7 @@ class Task(pl.LightningModule):
         self.init_scheme = init
         self.init_std = float(init_std)
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise LitexpError(f"lr must be > 0, got {lr}")
 
     def _finish_init(self, network: nn.Module) -> None:
         self.network = network
@@ -100,6 +103,7 @@ class ClassificationTask(Task):
 
     monitor = "val/acc"
     monitor_mode = "max"
+    data_attributes = ("num_classes", "input_shape")
 
     def __init__(
         self,
@@ -159,6 +163,8 @@ class ClassificationTask(Task):
 
 class RegressionTask(Task):
     """Squared-error regression of ``num_outputs`` targets from ``in_features`` inputs."""
+
+    data_attributes = ("in_features", "num_outputs")
 
     def __init__(
         self,

@@ -51,8 +51,9 @@ def test_test_validate_and_predict_from_a_checkpoint(fake_data_dir, litexp):
     config = str(CONFIG_DIR / "fashion_mnist/softmax.yaml")
     assert litexp("fit", "--config", config, "--trainer.max_epochs=1")[0] == 0
     checkpoint = next(litexp.root.glob("*/*/checkpoints/best.ckpt"))
+    config = checkpoint.parent.parent / "config.yaml"  # the run's resolved config
     for command in ("test", "validate", "predict"):
-        code, run_dir = litexp(command, "--data", "FashionMNIST", "--ckpt_path", str(checkpoint),
+        code, run_dir = litexp(command, "--config", str(config), "--ckpt_path", str(checkpoint),
                                "--run.name", command)
         assert code == 0, command
     test_summary = read_summary(litexp.root / "test" / next((litexp.root / "test").iterdir()).name)

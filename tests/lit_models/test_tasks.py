@@ -66,7 +66,7 @@ def test_schedulers_change_the_learning_rate(scheduler, tmp_path):
 
 
 def test_bad_learning_rate_and_unknown_network_are_user_errors():
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(LitexpError, match="lr must be > 0"):
         ClassificationTask(lr=0.0)
     with pytest.raises(LitexpError, match="valid networks"):
         ClassificationTask(network="resnet999")
