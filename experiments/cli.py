@@ -8,6 +8,7 @@ and class count (``link_arguments``), so configs never repeat them.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -201,6 +202,16 @@ USAGE = """usage: litexp {fit,validate,test,predict} [options]   (litexp fit --h
 """
 
 
+def list_networks_command(argv: list[str]) -> int:
+    for name in lit_models.list_networks():
+        print(name)
+    return 0
+
+
+# commands beyond LightningCLI's: name -> module whose ``main(argv) -> int`` runs it (imported lazily)
+EXTRA_COMMANDS: dict[str, str] = {}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -208,13 +219,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0 if argv else 2
     command = argv[0]
     if command == "networks":
-        for name in lit_models.list_networks():
-            print(name)
-        return 0
+        return list_networks_command(argv[1:])
     if command in LIGHTNING_COMMANDS:
         return run_lightning(argv)
-    print(f"litexp: error: unknown command {command!r}; choose one of "
-          f"{', '.join((*LIGHTNING_COMMANDS, 'networks'))}", file=sys.stderr)
+    if command in EXTRA_COMMANDS:
+        return importlib.import_module(EXTRA_COMMANDS[command]).main(argv[1:])
+    valid = (*LIGHTNING_COMMANDS, "networks", *EXTRA_COMMANDS)
+    print(f"litexp: error: unknown command {command!r}; choose one of {', '.join(valid)}", file=sys.stderr)
     return 2
 
 

@@ -240,6 +240,6 @@ class PredictionCSV(BasePredictionWriter):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.run_dir / name, "w") as handle:
             handle.write(",".join(columns) + "\n")
-            for row in zip(*(column.tolist() for column in columns.values())):
+            for row in zip(*(column.tolist() for column in columns.values()), strict=False):
                 handle.write(",".join(f"{value:.6g}" if isinstance(value, float) else str(value) for value in row))
                 handle.write("\n")

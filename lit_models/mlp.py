@@ -19,7 +19,7 @@ class MLP(nn.Module):
             raise ValueError(f"dropout needs one rate per hidden layer ({len(hidden_sizes)}), got {list(dropout)}")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
-        for hidden, rate in zip(hidden_sizes, dropout):
+        for hidden, rate in zip(hidden_sizes, dropout, strict=False):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"dropout rates must lie in [0, 1), got {rate}")
             layers += [nn.Linear(width, hidden), activation(act)]

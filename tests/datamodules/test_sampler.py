@@ -25,7 +25,7 @@ def test_ranks_together_see_the_single_process_global_batches(num_samples):
     rank0 = batches(indices, 8, training=True, rank=0, world_size=2)
     rank1 = batches(indices, 8, training=True, rank=1, world_size=2)
     assert len(rank0) == len(rank1)  # DDP needs the same number of steps on every rank
-    for global_batch, part0, part1 in zip(single, rank0, rank1):
+    for global_batch, part0, part1 in zip(single, rank0, rank1, strict=False):
         assert not set(part0) & set(part1)
         assert part0 + part1 == global_batch
     assert sum(map(len, single)) == num_samples

@@ -34,7 +34,7 @@ def test_kfold_is_a_pure_function_of_its_inputs():
     first = kfold_split(LABELS, len(LABELS), 4, 2, seed=7)
     again = kfold_split(LABELS, len(LABELS), 4, 2, seed=7)
     other_seed = kfold_split(LABELS, len(LABELS), 4, 2, seed=8)
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=False))
     assert not np.array_equal(first[1], other_seed[1])
     assert split_fingerprint(*first) == split_fingerprint(*again) != split_fingerprint(*other_seed)
 

@@ -8,8 +8,7 @@ import shutil
 import pytest
 import torch
 
-from datamodules import CIFAR10, CIFAR100, MNIST, FashionMNIST
-from datamodules import vision
+from datamodules import CIFAR10, CIFAR100, MNIST, FashionMNIST, vision
 from lit_models import LitexpError
 from tests.fake_data import md5, write_idx_dataset
 
