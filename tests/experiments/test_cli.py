@@ -13,7 +13,9 @@ EXPERIMENT_CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.parent.na
 
 @pytest.mark.parametrize("config", EXPERIMENT_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_config_runs_with_fast_dev_run(fake_data_dir, litexp, config):
-    code, run_dir = litexp("fit", "--config", str(config), "--trainer.fast_dev_run=true", "--test")
+    # one small batch per stage: this checks that the config instantiates and runs, not accuracy
+    code, run_dir = litexp("fit", "--config", str(config), "--trainer.fast_dev_run=true", "--test",
+                           "--data.batch_size=4")
     assert code == 0
     summary = read_summary(run_dir)
     assert summary["fit"]["global_steps"] == 1
