@@ -41,7 +41,8 @@ DEFAULT_CONFIG = CONFIG_DIR / "fashion_mnist" / "lenet.yaml"
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # data attribute -> model argument; a link whose target the chosen task lacks is skipped
 DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
-                 ("in_features", "in_features"), ("num_outputs", "num_outputs"))
+                 ("in_features", "in_features"), ("num_outputs", "num_outputs"),
+                 ("vocab_size", "vocab_size"), ("carry_state", "carry_state"))
 
 
 class LitexpCLI(LightningCLI):
@@ -124,7 +125,8 @@ def _class_names(base: type) -> list[str]:
     names, stack = set(), [base]
     while stack:
         for subclass in stack.pop().__subclasses__():
-            names.add(subclass.__name__)
+            if not subclass.__dict__.get("abstract", False):
+                names.add(subclass.__name__)
             stack.append(subclass)
     return sorted(names)
 
@@ -142,6 +144,10 @@ def summarize_parse_error(message: str, command: str) -> str:
         return f"unknown {group or 'class'} {name!r}; valid {group or 'classes'}: {', '.join(valid)}"
     if message.startswith("unrecognized arguments:"):
         return f"{message.strip()}; run 'litexp {command} --help' for the valid options"
+    restriction = re.search(r"Not of type \w+: (\S+) does not conform to restriction v(>=?)0", message)
+    if restriction:
+        value, bound = restriction.groups()
+        return f"{where or 'value'} must be {bound} 0, got {value}"
     lines = [line.strip(" -") for line in message.splitlines()]
     details = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
     detail = details[-1] if details else lines[0]
@@ -209,7 +215,9 @@ def list_networks_command(argv: list[str]) -> int:
 
 
 # commands beyond LightningCLI's: name -> module whose ``main(argv) -> int`` runs it (imported lazily)
-EXTRA_COMMANDS: dict[str, str] = {}
+EXTRA_COMMANDS: dict[str, str] = {"zoo": "experiments.zoo",
+                                 "generate": "experiments.generate", "word2vec": "experiments.word2vec",
+                                 "tune": "experiments.tune"}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
