@@ -1,7 +1,10 @@
 """DataModules: each data family in one file; every DataModule owns its splits."""
 
 from datamodules.base import DataModule
+from datamodules.skipgram import SkipGramCorpus
 from datamodules.synthetic import SyntheticRegression
+from datamodules.text import TextCorpus
 from datamodules.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataModule
 
-__all__ = ["CIFAR10", "CIFAR100", "DataModule", "FashionMNIST", "MNIST", "SyntheticRegression", "VisionDataModule"]
+__all__ = ["CIFAR10", "CIFAR100", "DataModule", "FashionMNIST", "MNIST", "SkipGramCorpus", "SyntheticRegression",
+           "TextCorpus", "VisionDataModule"]

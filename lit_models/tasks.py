@@ -16,6 +16,7 @@ from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.text import Perplexity
 
 from lit_models.errors import LitexpError
 from lit_models.init import init_weights
@@ -201,3 +202,130 @@ class RegressionTask(Task):
     def predict_step(self, batch, batch_idx):
         features, targets = batch
         return {"target": targets.squeeze(-1), "predicted": self(features).squeeze(-1)}
+
+
+class KeepsVocab:
+    """Mixin for tasks on text: the data's vocabulary travels inside every checkpoint.
+
+    Generation and embedding export after loading then use exactly the ids the model was trained
+    with; evaluating a checkpoint on data with another vocabulary is an error.
+    """
+
+    vocab: Optional[dict[str, Any]] = None  # Vocab.to_dict(): plain lists, loads with weights_only=True
+
+    def _data_vocab(self) -> Optional[dict[str, Any]]:
+        vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
+        return vocab.to_dict() if vocab is not None else None
+
+    def on_fit_start(self) -> None:
+        self.vocab = self._data_vocab() or self.vocab
+
+    def _check_vocab(self) -> None:
+        data_vocab = self._data_vocab()
+        if self.vocab is not None and data_vocab is not None and data_vocab["tokens"] != self.vocab["tokens"]:
+            raise LitexpError("the checkpoint's vocabulary differs from the data's (another corpus, level or "
+                              "min_freq?); evaluate it with the data settings it was trained with")
+
+    def on_validation_start(self) -> None:
+        self._check_vocab()
+
+    def on_test_start(self) -> None:
+        self._check_vocab()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vocab"] = self.vocab
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.vocab = checkpoint.get("vocab")
+
+
+class LanguageModelTask(KeepsVocab, Task):
+    """Next-token prediction over windows of tokens; ``ppl`` = exp(mean token negative log-likelihood).
+
+    With ``carry_state`` (sequential sampling) the hidden state of one training batch starts the
+    next one, detached so that backpropagation stops at the batch border; it is reset every epoch.
+    At fit start an n-gram model (``ngram_order``, 0 = off) is counted on the same training blocks
+    and scored on the validation blocks: ``summary.json`` reports it next to ``val/ppl``.
+    """
+
+    monitor = "val/ppl"
+    monitor_mode = "min"
+    data_attributes = ("vocab_size",)
+
+    def __init__(
+        self,
+        network: str = "gru_lm",
+        network_args: Optional[dict[str, Any]] = None,
+        vocab_size: PositiveInt = 32,
+        carry_state: bool = False,
+        ngram_order: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if ngram_order not in (0, 1, 2, 3):
+            raise LitexpError(f"ngram_order must be 0 (off), 1, 2 or 3, got {ngram_order}")
+        self.vocab_size = int(vocab_size)
+        self.carry_state = carry_state
+        self.ngram_order = ngram_order
+        self._finish_init(build_network(network, kind="language_model", vocab_size=self.vocab_size,
+                                        **(network_args or {})))
+        self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
+        self.metrics.update({f"{stage}/ppl": Perplexity() for stage in STAGES})
+        self._state = None  # hidden state carried between training batches (sequential sampling)
+        self.baseline: dict[str, Any] = {}
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        return self.network(tokens, state)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.ngram_order and hasattr(datamodule, "val_ranges") and datamodule.val_ranges:
+            from lit_models.ngram import NGramModel
+
+            ids = datamodule.load("train")[0].tolist()
+            model = NGramModel(self.vocab_size, self.ngram_order).fit(ids, datamodule.train_ranges)
+            self.baseline = {"ngram_order": self.ngram_order, "smoothing": model.smoothing,
+                             "ngram_val_ppl": round(model.perplexity(ids, datamodule.val_ranges), 4)}
+
+    def on_train_epoch_start(self) -> None:
+        self._state = None
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        inputs, targets = batch  # (B, T) int64 each
+        carry = stage == "train" and self.carry_state
+        state = self._state if carry and _batch_of(self._state) == inputs.shape[0] else None
+        logits, state = self(inputs, state)  # (B, T, V)
+        if carry:  # keep the values, cut the graph: backpropagation ends at this batch
+            self._state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        self.metrics[f"{stage}/loss"].update(loss.detach(), weight=targets.numel())
+        self.metrics[f"{stage}/ppl"].update(logits.detach().float(), targets)
+        for name in (f"{stage}/loss", f"{stage}/ppl"):
+            self.log(name, self.metrics[name], on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        inputs, targets = batch
+        logits, _ = self(inputs)
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(dim=1)  # (B,)
+        return {"window_nll": nll, "window_ppl": nll.exp()}
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), **self.baseline}
+
+
+def _batch_of(state) -> Optional[int]:
+    if state is None:
+        return None
+    return (state[0] if isinstance(state, tuple) else state).shape[1]

@@ -83,3 +83,52 @@ def patch_cifar_checksums(monkeypatch, cls, sums: dict[str, str]) -> None:
     monkeypatch.setattr(cls, "train_list", [[name, sums[name]] for name, _ in cls.train_list])
     monkeypatch.setattr(cls, "test_list", [[name, sums[name]] for name, _ in cls.test_list])
     monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": sums[cls.meta["filename"]]})
+
+
+# -- text corpora -----------------------------------------------------------------------------------
+WORDS = ("the time traveller said that we could see a machine of brass and ivory in the laboratory "
+         "it was late and the lamp burned while he spoke of the fourth dimension and of the future").split()
+
+
+def english_like_text(num_sentences: int, seed: int) -> str:
+    """Sentences of a small vocabulary with a Markov structure: learnable, never random noise."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(num_sentences):
+        start = int(rng.integers(len(WORDS)))
+        length = int(rng.integers(5, 12))
+        words = [WORDS[(start + step * 3 + int(rng.integers(2))) % len(WORDS)] for step in range(length)]
+        lines.append(" ".join(words).capitalize() + ".")
+    return "\n".join(lines) + "\n"
+
+
+def sha1(path: Path) -> str:
+    return "sha1:" + hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def write_text_corpora(root: Path) -> dict[str, str]:
+    """The Time Machine (one text file) and PTB (ptb.zip with train/valid/test) in litexp's layout.
+
+    Returns {corpus name: checksum} for patching ``datamodules.text.CORPORA``.
+    """
+    import zipfile
+
+    folder = root / "text" / "timemachine"
+    folder.mkdir(parents=True)
+    (folder / "timemachine.txt").write_text(english_like_text(600, seed=0), encoding="utf-8")
+    folder = root / "text" / "ptb"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "ptb.zip", "w") as archive:
+        for split, (sentences, seed) in {"train": (600, 1), "valid": (60, 2), "test": (80, 3)}.items():
+            text = english_like_text(sentences, seed).lower().replace(".", "").replace(" ivory ", " <unk> ")
+            archive.writestr(f"ptb/ptb.{split}.txt", text)
+    return {"timemachine": sha1(root / "text/timemachine/timemachine.txt"), "ptb": sha1(folder / "ptb.zip")}
+
+
+def patch_text_checksums(monkeypatch, sums: dict[str, str]) -> None:
+    import dataclasses
+
+    from datamodules import text
+
+    for name, checksum in sums.items():
+        monkeypatch.setitem(text.CORPORA, name, dataclasses.replace(text.CORPORA[name], checksum=checksum))

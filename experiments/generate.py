@@ -1,0 +1,78 @@
+"""``litexp generate``: continue a prefix with a trained language model, using its saved vocabulary.
+
+    litexp generate --ckpt_path runs/gru_lm-textcorpus/<version>/checkpoints/best.ckpt \
+        --prefix "time traveller" --num_tokens 100 [--greedy | --temperature 0.8 --top_k 5] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from datamodules.text import Vocab
+from lit_models import LanguageModelTask, LitexpError, Task
+from lit_models.rnn import generate
+
+
+def load_checkpoint(path: str, task_class: type) -> tuple[Any, dict[str, Any]]:
+    """(task with the trained weights, checkpoint dict); loads with ``weights_only=True``."""
+    if not Path(path).is_file():
+        raise LitexpError(f"checkpoint {path} does not exist; give --ckpt_path runs/<name>/<version>/checkpoints/"
+                          f"best.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and OS errors alike
+        raise LitexpError(f"cannot read checkpoint {path}: {error}") from error
+    if not checkpoint.get("vocab") or "hyper_parameters" not in checkpoint:
+        raise LitexpError(f"{path} holds no vocabulary: it is not a checkpoint of a text model trained by litexp")
+    accepted = {name for cls in task_class.__mro__ if issubclass(cls, Task)
+                for name in inspect.signature(cls.__init__).parameters} - {"self", "kwargs"}
+    hparams = {key: value for key, value in checkpoint["hyper_parameters"].items() if key in accepted}
+    try:
+        task = task_class(**hparams)
+        task.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, RuntimeError) as error:
+        raise LitexpError(f"{path} does not fit {task_class.__name__}: {error}") from error
+    task.vocab = checkpoint["vocab"]
+    return task, checkpoint
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="litexp generate", description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint of a LanguageModelTask run")
+    parser.add_argument("--prefix", default="", help="text to continue (default: the most frequent token)")
+    parser.add_argument("--num_tokens", type=int, default=100, help="tokens to generate")
+    parser.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0)")
+    parser.add_argument("--top_k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str]) -> str:
+    args = parse(argv)
+    if args.num_tokens < 0 or args.temperature <= 0 or args.top_k < 0:
+        raise LitexpError("num_tokens and top_k must be >= 0 and temperature > 0")
+    task, checkpoint = load_checkpoint(args.ckpt_path, LanguageModelTask)
+    vocab = Vocab.from_dict(checkpoint["vocab"])
+    prefix_tokens = vocab.tokenizer(args.prefix) if args.prefix else [vocab.token_freqs()[0][0]]
+    if not prefix_tokens:
+        raise LitexpError(f"the prefix {args.prefix!r} has no tokens after tokenization; give some text")
+    generator = torch.Generator().manual_seed(args.seed)
+    ids = generate(task.network, vocab.encode(prefix_tokens), args.num_tokens, args.temperature,
+                   args.top_k or None, args.greedy, generator)
+    return vocab.tokenizer.join(prefix_tokens + vocab.decode(ids))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    try:
+        print(run(list(sys.argv[1:] if argv is None else argv)))
+    except LitexpError as error:
+        print(f"litexp: error: {error}", file=sys.stderr)
+        return 2
+    return 0
