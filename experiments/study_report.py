@@ -1,0 +1,142 @@
+"""What a finished study leaves behind: ``report.json``, ``report.md`` and plots (PNG and HTML).
+
+The report is written once the best parameters have been refit on the whole training split and
+evaluated on the test split; it is written to a temporary name and renamed, so a report on disk is
+always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+# optuna.visualization.plot_<name> (plotly, HTML) and optuna.visualization.matplotlib.plot_<name> (PNG)
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "slice")
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                          TrialState.RUNNING, TrialState.WAITING)}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    counts["finished"] = counts["COMPLETE"] + counts["PRUNED"]
+    return counts
+
+
+def compute_facts(study: optuna.Study, num_folds: int) -> dict[str, Any]:
+    """Time and epochs summed over the study's trials (every run and worker that worked on it)."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    fit_time = sum(t.user_attrs.get("fit_time_s", 0.0) for t in trials)
+    durations = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
+    epochs = sum(sum(t.user_attrs.get("fold_epochs", [])) for t in trials)
+    budget = sum(num_folds * t.user_attrs.get("max_epochs", 0) for t in trials)
+    starts = [t.datetime_start for t in trials]
+    ends = [t.datetime_complete for t in trials]
+    span = (max(ends) - min(starts)).total_seconds() if trials else 0.0
+    return {
+        "trials_fit_time_s": round(fit_time, 2),  # inside Trainer.fit, summed over folds and trials
+        "trials_duration_s": round(durations, 2),  # trial start to end (adds building the runs)
+        "search_span_s": round(span, 2),  # first trial start to last trial end
+        "epochs_run": epochs,
+        "epochs_without_pruning": budget,  # the same finished trials, every fold to max_epochs
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(partial, path)
+
+
+def write_plots(study: optuna.Study, plot_dir: Path, metric: str) -> dict[str, dict[str, str]]:
+    """One PNG (matplotlib) and one HTML (plotly) per plot; a plot that cannot be drawn says why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna import visualization
+    from optuna.visualization import matplotlib as mpl_visualization
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[str, str]] = {}
+    for name in PLOTS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = getattr(mpl_visualization, f"plot_{name}")(study, target_name=metric)
+                figure = np.ravel(axes)[0].figure
+                figure.savefig(plot_dir / f"{name}.png", dpi=100, bbox_inches="tight")
+                plt.close(figure)
+                getattr(visualization, f"plot_{name}")(study, target_name=metric).write_html(
+                    plot_dir / f"{name}.html", include_plotlyjs="directory")
+            written[name] = {"png": f"plots/{name}.png", "html": f"plots/{name}.html"}
+        except Exception as error:  # e.g. importances need two completed trials with varied parameters
+            plt.close("all")
+            written[name] = {"skipped": f"{type(error).__name__}: {error}"}
+    return written
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def markdown(report: dict) -> str:
+    study, best, test, counts, facts = (report["study"], report["best"], report["test"], report["trials"],
+                                        report["time"])
+    lines = [
+        f"# Study `{study['name']}`",
+        "",
+        f"{study['num_folds']}-fold cross-validation of `{', '.join(study['configs'])}` over `{study['search']}`, "
+        f"{study['direction']} `{study['metric']}` (fold mean); sampler {study['sampler']}, pruner {study['pruner']}.",
+        "",
+        "## Best trial",
+        "",
+        f"Trial {best['number']}: {study['metric']} = {_number(best['value'])} +/- {_number(best['std'])} "
+        f"over folds ({', '.join(_number(v) for v in best['fold_values'])}).",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+        *[f"| `{key}` | {_number(value)} |" for key, value in best["params"].items()],
+        "",
+        "## Test split (refit on the whole training split, evaluated once)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| `{key}` | {_number(value)} |" for key, value in test["metrics"].items()],
+        "",
+        "## Trials",
+        "",
+        "| state | count |",
+        "|---|---|",
+        *[f"| {state} | {count} |" for state, count in counts.items()],
+        "",
+        "## Time and compute",
+        "",
+        *[f"- {key}: {_number(value)}" for key, value in facts.items()],
+        "",
+        "## Plots",
+        "",
+    ]
+    for name, files in report["plots"].items():
+        if "png" in files:
+            lines.append(f"- {name}: ![{name}]({files['png']}) ([interactive]({files['html']}))")
+        else:
+            lines.append(f"- {name}: not drawn ({files['skipped']})")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(study_dir: Path, report: dict) -> None:
+    write_json(study_dir / "report.json", report)
+    partial = study_dir / "report.md.partial"
+    partial.write_text(markdown(report))
+    os.replace(partial, study_dir / "report.md")
