@@ -15,12 +15,8 @@ a model may carry its hidden state across batches (``carry_state``).
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import re
-import socket
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Optional
@@ -31,8 +27,9 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.base import DataModule, ShardedBatchSampler
+from datamodules.corpora import CORPORA, named_corpus_files, read_text
 from datamodules.splits import check_split_settings, split_fingerprint
-from datamodules.vision import DOWNLOAD_TIMEOUT_S, default_data_dir
+from datamodules.vision import default_data_dir
 from lit_models.errors import LitexpError
 
 RESERVED_TOKENS = ("<unk>", "<pad>", "<bos>", "<eos>")
@@ -114,116 +111,6 @@ class Vocab:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Vocab:
         return cls(state["tokens"], state["freqs"], Tokenizer(**state["tokenizer"]))
-
-
-# -- reading files and named corpora ---------------------------------------------------------------
-@dataclass(frozen=True)
-class NamedCorpus:
-    url: str
-    checksum: str  # "<hash algorithm>:<hex digest>" of the downloaded file
-    train: tuple[str, ...]  # files of the training part (members of the archive for a .zip)
-    test: tuple[str, ...] = ()  # the official test file, if any
-
-
-D2L_DATA = "http://d2l-data.s3-accelerate.amazonaws.com/"
-CORPORA = {
-    "timemachine": NamedCorpus(D2L_DATA + "timemachine.txt", "sha1:090b5e7e70c295757f55df93cb0a180b9691891a",
-                               train=("timemachine.txt",)),
-    # the official validation file is appended to the training part: hold-out validation is its tail
-    "ptb": NamedCorpus(D2L_DATA + "ptb.zip", "sha1:319d85e578af0cdc590547f26231e4e31cdf1e42",
-                       train=("ptb/ptb.train.txt", "ptb/ptb.valid.txt"), test=("ptb/ptb.test.txt",)),
-    "tiny_shakespeare": NamedCorpus(
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", train=("input.txt",)),
-    "wikitext2": NamedCorpus(
-        "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip",
-        "sha1:3c914d17d80b1459be871a5039ac23e752a53cbe",
-        train=("wikitext-2/wiki.train.tokens", "wikitext-2/wiki.valid.tokens"), test=("wikitext-2/wiki.test.tokens",)),
-}
-
-
-def fetch(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download ``url`` to ``target`` (written to a partial file first, so nothing is half-written)."""
-    partial = target.with_name(target.name + ".partial")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as handle:
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-        os.replace(partial, target)
-    finally:
-        socket.setdefaulttimeout(previous)
-        partial.unlink(missing_ok=True)
-
-
-def file_checksum(path: Path, checksum: str) -> bool:
-    algorithm, expected = checksum.split(":")
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest() == expected
-
-
-def named_corpus_files(name: str, data_dir: Path, download: bool) -> tuple[list[Path], list[Path]]:
-    """(training files, test files) of a named corpus, downloaded and verified when needed."""
-    if name not in CORPORA:
-        raise LitexpError(f"unknown corpus {name!r}; valid corpora: {', '.join(CORPORA)} (or give a file with path)")
-    spec = CORPORA[name]
-    folder = data_dir / "text" / name
-    download_path = folder / spec.url.rsplit("/", 1)[-1]
-    members = [folder / member for member in (*spec.train, *spec.test)]
-    is_archive = download_path.suffix == ".zip"
-    if is_archive and all(path.exists() for path in members):
-        return members[: len(spec.train)], members[len(spec.train):]
-    if not download_path.exists():
-        if not download:
-            raise LitexpError(f"corpus {name!r} not found in {folder} (download: false); put "
-                              f"{download_path.name} there, point data_dir / LITEXP_DATA_DIR at a folder that has "
-                              f"text/{name}/{download_path.name}, or allow download: true")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            fetch(spec.url, download_path)
-        except Exception as error:  # urllib, socket and OS errors alike
-            raise LitexpError(f"corpus {name!r} not found in {folder} and its download from {spec.url} failed "
-                              f"({error}); put {download_path.name} there by hand") from error
-    if not file_checksum(download_path, spec.checksum):
-        raise LitexpError(f"checksum mismatch for {download_path}: the file is corrupt or truncated; "
-                          f"delete it and run again to fetch a fresh copy")
-    if is_archive:
-        try:
-            with zipfile.ZipFile(download_path) as archive:
-                for member in (*spec.train, *spec.test):
-                    archive.extract(member, folder)
-        except (zipfile.BadZipFile, KeyError) as error:
-            raise LitexpError(f"cannot extract {download_path}: {error}; delete it and run again") from error
-    return members[: len(spec.train)], members[len(spec.train):]
-
-
-def read_text(paths: list[Path]) -> str:
-    """The UTF-8 text of a file, or of every file under a folder (sorted by name), one after the other."""
-    files: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise LitexpError(f"text file or folder {path} does not exist; check --data.path")
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    if not files:
-        raise LitexpError(f"folder {paths[0]} holds no files; give a UTF-8 text file or a folder of them")
-    texts = []
-    for file in files:
-        data = file.read_bytes()
-        try:
-            if b"\x00" in data:
-                raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
-            texts.append(data.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise LitexpError(f"{file} is not UTF-8 text (byte {error.start}: {error.reason}); "
-                              f"give a plain text file") from error
-    text = "\n".join(texts)
-    if not text.strip():
-        raise LitexpError(f"{', '.join(map(str, files[:3]))}: the text is empty; give a file with text in it")
-    return text
 
 
 def block_split(num_tokens: int, val_fraction: float, num_folds: Optional[int],

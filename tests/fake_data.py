@@ -109,7 +109,7 @@ def sha1(path: Path) -> str:
 def write_text_corpora(root: Path) -> dict[str, str]:
     """The Time Machine (one text file) and PTB (ptb.zip with train/valid/test) in litexp's layout.
 
-    Returns {corpus name: checksum} for patching ``datamodules.text.CORPORA``.
+    Returns {corpus name: checksum} for patching ``datamodules.corpora.CORPORA``.
     """
     import zipfile
 
@@ -128,7 +128,7 @@ def write_text_corpora(root: Path) -> dict[str, str]:
 def patch_text_checksums(monkeypatch, sums: dict[str, str]) -> None:
     import dataclasses
 
-    from datamodules import text
+    from datamodules import corpora
 
     for name, checksum in sums.items():
-        monkeypatch.setitem(text.CORPORA, name, dataclasses.replace(text.CORPORA[name], checksum=checksum))
+        monkeypatch.setitem(corpora.CORPORA, name, dataclasses.replace(corpora.CORPORA[name], checksum=checksum))

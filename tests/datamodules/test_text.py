@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from datamodules import text
+from datamodules import corpora
 from datamodules.text import TextCorpus, Tokenizer, Vocab, WindowSampler, block_split
 from lit_models import LitexpError
 from tests.fake_data import english_like_text
@@ -140,9 +140,9 @@ def _served(monkeypatch, payload: bytes, name: str = "timemachine") -> list[str]
         requested.append(url)
         target.write_bytes(payload)
 
-    monkeypatch.setattr(text, "fetch", fake_fetch)
+    monkeypatch.setattr(corpora, "fetch", fake_fetch)
     checksum = "sha1:" + hashlib.sha1(payload).hexdigest()
-    monkeypatch.setitem(text.CORPORA, name, dataclasses.replace(text.CORPORA[name], checksum=checksum))
+    monkeypatch.setitem(corpora.CORPORA, name, dataclasses.replace(corpora.CORPORA[name], checksum=checksum))
     return requested
 
 
@@ -151,23 +151,23 @@ def test_named_corpus_is_downloaded_verified_and_then_used_offline(tmp_path, mon
     requested = _served(monkeypatch, payload)
     data = TextCorpus(corpus="timemachine", data_dir=str(tmp_path), num_steps=8, batch_size=4)
     assert data.vocab_size > 10
-    assert requested == [text.CORPORA["timemachine"].url]
+    assert requested == [corpora.CORPORA["timemachine"].url]
     assert (tmp_path / "text/timemachine/timemachine.txt").read_bytes() == payload
-    monkeypatch.setattr(text, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
+    monkeypatch.setattr(corpora, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
     again = TextCorpus(corpus="timemachine", data_dir=str(tmp_path), num_steps=8, batch_size=4, download=False)
     assert again.vocab == data.vocab
 
 
 def test_corrupt_download_and_failing_network(tmp_path, monkeypatch):
     _served(monkeypatch, b"expected content")
-    monkeypatch.setattr(text, "fetch", lambda url, target, timeout=30.0: target.write_bytes(b"truncated"))
+    monkeypatch.setattr(corpora, "fetch", lambda url, target, timeout=30.0: target.write_bytes(b"truncated"))
     with pytest.raises(LitexpError, match="checksum mismatch"):
         TextCorpus(corpus="timemachine", data_dir=str(tmp_path)).vocab_size  # noqa: B018
 
     def offline(url, target, timeout=30.0):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(text, "fetch", offline)
+    monkeypatch.setattr(corpora, "fetch", offline)
     with pytest.raises(LitexpError, match="download from .* failed .*unreachable"):
         TextCorpus(corpus="ptb", data_dir=str(tmp_path / "other")).vocab_size  # noqa: B018
     with pytest.raises(LitexpError, match="not found in .*download: false"):
@@ -185,5 +185,5 @@ def test_zip_corpus_with_its_own_test_file(fake_data_dir):
 def test_fetch_writes_nothing_on_failure(tmp_path):
     target = tmp_path / "file.txt"
     with pytest.raises(Exception):  # noqa: B017  (no network here: any failure, nothing left behind)
-        text.fetch("http://127.0.0.1:9/none.txt", target, timeout=2)
+        corpora.fetch("http://127.0.0.1:9/none.txt", target, timeout=2)
     assert list(tmp_path.iterdir()) == []
