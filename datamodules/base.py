@@ -90,6 +90,8 @@ class DataModule(pl.LightningDataModule):
     # ``num_outputs`` for regression.
     #: does stratification by target make sense (class labels) or not (regression)
     stratify: bool = True
+    #: set during a hyperparameter search (``litexp tune``): reading the test split then raises
+    test_split_locked: bool = False
 
     def __init__(
         self,
@@ -140,6 +142,9 @@ class DataModule(pl.LightningDataModule):
         if stage in ("fit", "validate"):
             self._setup_train_split()
         if stage in ("test", "predict") and self._test_split is None:
+            if self.test_split_locked:
+                raise LitexpError("the test split is locked during a hyperparameter search; "
+                                  "it is evaluated once, after the search, by litexp tune itself")
             self._test_split = self.load("test")
             self.test_split_loads += 1
 
