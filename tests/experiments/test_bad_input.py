@@ -21,7 +21,7 @@ def run_failing(capsys, tmp_path, *args):
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["--model", "Nope"], "unknown model 'Nope'; valid model: ClassificationTask, RegressionTask"),
+        (["--model", "Nope"], "unknown model 'Nope'; valid model: ClassificationTask, .*RegressionTask"),
         (["--data", "Nope"], "unknown data 'Nope'; valid data: .*FashionMNIST"),
         (["--model.network", "lenett"], "unknown network 'lenett'; valid networks: .*lenet"),
         (["--model.network_args", "{hidden: 3}"], "network 'mlp' has no argument 'hidden'"),
