@@ -64,8 +64,9 @@ def run(argv: list[str]) -> str:
     if not prefix_tokens:
         raise LitexpError(f"the prefix {args.prefix!r} has no tokens after tokenization; give some text")
     generator = torch.Generator().manual_seed(args.seed)
+    never_seen = [index for index, freq in enumerate(vocab.freqs) if freq == 0]  # <pad>, <bos>, ...
     ids = generate(task.network, vocab.encode(prefix_tokens), args.num_tokens, args.temperature,
-                   args.top_k or None, args.greedy, generator)
+                   args.top_k or None, args.greedy, generator, exclude=never_seen)
     return vocab.tokenizer.join(prefix_tokens + vocab.decode(ids))
 
 

@@ -10,7 +10,7 @@ inputs (B, T, I), outputs (B, T, D * H), state (L * D, B, H) (a pair (h, c) for 
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -212,8 +212,12 @@ def lstm_lm(vocab_size: int, hidden_size: int = 32, num_layers: int = 1, dropout
 
 # -- generation -----------------------------------------------------------------------------------
 def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
-               greedy: bool = False, generator: Optional[torch.Generator] = None) -> int:
-    """One token from the logits (V,): the most likely, or sampled at ``temperature`` among the ``top_k``."""
+               greedy: bool = False, generator: Optional[torch.Generator] = None,
+               exclude: Sequence[int] = ()) -> int:
+    """One token from the logits (V,): the most likely, or sampled at ``temperature`` among the ``top_k``;
+    never one of ``exclude`` (e.g. reserved tokens that the training text never contained)."""
+    if exclude:
+        logits = logits.index_fill(0, torch.tensor(list(exclude)), float("-inf"))
     if greedy:
         return int(logits.argmax())
     logits = logits.float() / temperature
@@ -226,7 +230,7 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[i
 @torch.no_grad()
 def generate(network: nn.Module, prefix: list[int], num_tokens: int, temperature: float = 1.0,
              top_k: Optional[int] = None, greedy: bool = False, generator: Optional[torch.Generator] = None,
-             ) -> list[int]:
+             exclude: Sequence[int] = ()) -> list[int]:
     """Warm the state up on ``prefix``, then predict ``num_tokens`` tokens one at a time."""
     was_training = network.training
     network.eval()
@@ -234,7 +238,7 @@ def generate(network: nn.Module, prefix: list[int], num_tokens: int, temperature
     logits, state = network(torch.tensor([prefix], device=device))  # (1, P, V)
     generated: list[int] = []
     for _ in range(num_tokens):
-        token = next_token(logits[0, -1].cpu(), temperature, top_k, greedy, generator)
+        token = next_token(logits[0, -1].cpu(), temperature, top_k, greedy, generator, exclude)
         generated.append(token)
         logits, state = network(torch.tensor([[token]], device=device), state)
     network.train(was_training)

@@ -106,6 +106,8 @@ def test_generation_is_greedy_or_sampled_reproducibly():
     sampled = [generate(network, [1, 2, 3], 10, temperature=5.0, generator=torch.Generator().manual_seed(s))
                for s in (0, 0, 1)]
     assert sampled[0] == sampled[1] and sampled[0] != sampled[2]
+    hot = generate(network, [1, 2, 3], 30, temperature=50.0, exclude=[0, 5, 7], generator=torch.Generator())
+    assert not {0, 5, 7} & set(hot) and len(set(hot)) > 3
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
