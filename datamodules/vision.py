@@ -14,12 +14,14 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
+import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 import torchvision.datasets as tvd
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
+from torch import nn
 
 from datamodules.base import DataModule
 from lit_models.errors import LitexpError
@@ -55,6 +57,8 @@ def gunzip_md5(path: Path) -> str:
 class VisionDataModule(DataModule):
     """Image classification data held as ``uint8`` tensors of shape (N, C, H, W)."""
 
+    abstract = True  # a base: not offered as --data
+
     dataset_class: type = tvd.VisionDataset
     channels: int = 1
     image_size: int = 28
@@ -73,6 +77,11 @@ class VisionDataModule(DataModule):
         num_folds: Optional[int] = None,
         fold: int = 0,
         split_seed: int = 0,
+        classes: Optional[list[int]] = None,
+        crop_padding: NonNegativeInt = 0,
+        horizontal_flip: bool = False,
+        color_jitter: NonNegativeFloat = 0.0,
+        random_erasing: NonNegativeFloat = 0.0,
     ) -> None:
         """
         Args:
@@ -86,6 +95,13 @@ class VisionDataModule(DataModule):
             num_folds: K for K-fold validation; ``fold`` picks the validation fold.
             fold: which fold (0..num_folds-1) is the validation set.
             split_seed: seed of the hold-out / K-fold split.
+            classes: keep only these class labels, renumbered 0..k-1 in the order given
+                (e.g. ``[5, 6, 7, 8, 9]`` to fine-tune on the other half of a dataset).
+            crop_padding: training augmentation: pad by this many pixels, then crop back at random.
+            horizontal_flip: training augmentation: flip half of the images left to right.
+            color_jitter: training augmentation: random brightness/contrast (and saturation/hue for
+                RGB) change of up to this fraction.
+            random_erasing: training augmentation: probability of erasing a random rectangle.
         """
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
                          num_folds=num_folds, fold=fold, split_seed=split_seed)
@@ -93,6 +109,25 @@ class VisionDataModule(DataModule):
         self.download = download
         self.resize = int(resize) if resize else None
         self.normalize = normalize
+        self.classes = self._check_classes(classes)
+        if self.classes is not None:
+            self.num_classes = len(self.classes)
+        self.crop_padding = int(crop_padding)
+        self.horizontal_flip = bool(horizontal_flip)
+        self.color_jitter = float(color_jitter)
+        self.random_erasing = float(random_erasing)
+        if self.random_erasing > 1:
+            raise LitexpError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
+        self._augmentation: Optional[nn.Module] = None
+
+    def _check_classes(self, classes: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
+        if classes is None:
+            return None
+        valid = range(type(self).num_classes)
+        chosen = tuple(int(c) for c in classes)
+        if not chosen or len(set(chosen)) != len(chosen) or any(c not in valid for c in chosen):
+            raise LitexpError(f"classes must be distinct labels in 0..{len(valid) - 1}, got {list(classes)}")
+        return chosen
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -135,6 +170,16 @@ class VisionDataModule(DataModule):
 
     # -- decoded-tensor cache ----------------------------------------------------------------------
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.load_all(split)
+        if self.classes is None:
+            return images, labels
+        relabel = torch.full((type(self).num_classes,), -1, dtype=torch.long)
+        relabel[list(self.classes)] = torch.arange(len(self.classes))
+        keep = relabel[labels] >= 0
+        return images[keep], relabel[labels[keep]]
+
+    def load_all(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image of ``split``, from the cache when its source files are unchanged."""
         cache = self.data_dir / "litexp-cache" / f"{type(self).__name__}-{split}.pt"
         if cache.exists():
             try:
@@ -179,13 +224,42 @@ class VisionDataModule(DataModule):
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Per-sample random augmentation of a whole training batch, (B, C, H, W) in [0, 1].
 
-        The hook for batched augmentation on the device; identity here.
+        Runs on the batch's device; every image draws its own crop, flip, jitter and erased box.
         """
-        return images
+        if self._augmentation is None:
+            self._augmentation = self.build_augmentation(images.shape[1], images.shape[-1])
+        return self._augmentation(images) if len(self._augmentation) else images
+
+    def build_augmentation(self, channels: int, side: int) -> nn.Sequential:
+        """The kornia pipeline that the augmentation options ask for (empty when none is set)."""
+        steps: list[nn.Module] = []
+        if self.crop_padding:
+            steps.append(K.RandomCrop((side, side), padding=self.crop_padding))
+        if self.horizontal_flip:
+            steps.append(K.RandomHorizontalFlip())
+        if self.color_jitter:
+            jitter = self.color_jitter
+            # saturation and hue mean nothing for grey images
+            colour = {"saturation": jitter, "hue": min(jitter, 0.5)} if channels == 3 else {}
+            steps.append(K.ColorJitter(brightness=jitter, contrast=jitter, **colour))
+        if self.random_erasing:
+            steps.append(K.RandomErasing(p=self.random_erasing))
+        return nn.Sequential(*steps)
+
+    def summary(self) -> dict:
+        facts = super().summary()
+        if self.classes is not None:
+            facts["classes"] = list(self.classes)
+        options = {"crop_padding": self.crop_padding, "horizontal_flip": self.horizontal_flip,
+                   "color_jitter": self.color_jitter, "random_erasing": self.random_erasing}
+        facts["augmentation"] = {name: value for name, value in options.items() if value}
+        return facts
 
 
 class IdxDataModule(VisionDataModule):
     """The MNIST family: four IDX files, gzip-compressed in the canonical downloads."""
+
+    abstract = True  # a base: not offered as --data
 
     #: md5 of the decompressed IDX files, where known; lets recompressed copies (Debian) verify
     content_md5: dict[str, str] = {}

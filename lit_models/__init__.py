@@ -1,6 +1,19 @@
 """Networks and their LightningModules. Importing the package registers every network family."""
 
-from lit_models import lenet, linear, mlp, ngram, rnn, word2vec  # noqa: F401  (registration side effects)
+from lit_models import (  # noqa: F401  (registration side effects)
+    alexnet,
+    densenet,
+    googlenet,
+    lenet,
+    linear,
+    mlp,
+    ngram,
+    nin,
+    resnet,
+    rnn,
+    vgg,
+    word2vec,
+)
 from lit_models.errors import LitexpError
 from lit_models.registry import build_network, list_networks, register_network
 from lit_models.tasks import ClassificationTask, LanguageModelTask, RegressionTask, Task

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+from lit_models.init import init_weights
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
 
 def activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
+
+
+SMALL_IMAGE = 64  # below this side length, networks built for ImageNet use a small-image stem
+Stem = Literal["auto", "imagenet", "small"]
+
+
+def choose_stem(stem: str, image_size: int) -> str:
+    """``auto`` picks the ImageNet stem (large strided conv, pooling) from 64 px up, else the small one.
+
+    The small stem (3x3, stride 1) keeps 28/32 px inputs from shrinking to nothing before the last stage.
+    """
+    if stem not in ("auto", "imagenet", "small"):
+        raise ValueError(f"unknown stem {stem!r}; choose 'auto', 'imagenet' or 'small'")
+    if stem == "auto":
+        return "small" if image_size < SMALL_IMAGE else "imagenet"
+    return stem
 
 
 def conv_bn_act(in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
@@ -24,6 +44,13 @@ def conv_bn_act(in_channels: int, out_channels: int, kernel_size: int, padding: 
     )
 
 
+def he_initialised(network: nn.Module) -> nn.Module:
+    """He-normal weights, zero biases: deep ReLU networks without batch norm (AlexNet, VGG, NiN,
+    GoogLeNet) keep their activation scale instead of dying out under PyTorch's default init."""
+    init_weights(network, "he")
+    return network
+
+
 @torch.no_grad()
 def output_features(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Number of features ``module`` produces per sample, found with one dummy forward pass.
@@ -32,6 +59,10 @@ def output_features(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """
     was_training = module.training
     module.eval()
-    features = module(torch.zeros(1, *input_shape)).flatten(1).shape[1]
-    module.train(was_training)
+    try:
+        features = module(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+    except RuntimeError as error:  # a pool or conv left with less than one pixel
+        raise ValueError(f"input {tuple(input_shape)} is too small for these layers ({error})") from error
+    finally:
+        module.train(was_training)
     return features

@@ -60,6 +60,8 @@ def build_scheduler(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
         return {"scheduler": scheduler, "interval": "epoch"}
     if name == "one_cycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, total_steps))
+        # per group: a fine-tuned backbone keeps its smaller learning rate
+        max_lr = [group["lr"] for group in optimizer.param_groups]
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps))
         return {"scheduler": scheduler, "interval": "step"}
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")

@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from lit_models.errors import LitexpError
+from lit_models.finetune import backbone_parameters, load_pretrained
 from lit_models.init import init_weights
 from lit_models.optim import build_optimizer, build_scheduler, parameter_groups
 from lit_models.registry import build_network
@@ -73,8 +74,12 @@ class Task(pl.LightningModule):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.network(inputs)
 
+    def optimizer_groups(self) -> list[dict]:
+        """Optimizer parameter groups (a fine-tuned backbone gets a group of its own)."""
+        return parameter_groups(self.named_parameters(), self.weight_decay, self.lr)
+
     def configure_optimizers(self):
-        groups = parameter_groups(self.named_parameters(), self.weight_decay, self.lr)
+        groups = self.optimizer_groups()
         optimizer = build_optimizer(self.optimizer_name, groups, self.lr, self.momentum)
         if self.scheduler_name is None:
             return optimizer
@@ -100,7 +105,13 @@ class Task(pl.LightningModule):
 
 
 class ClassificationTask(Task):
-    """Cross-entropy classification of images (or any fixed-size input) into ``num_classes``."""
+    """Cross-entropy classification of images (or any fixed-size input) into ``num_classes``.
+
+    Fine-tuning: ``pretrained`` (a litexp checkpoint, a torchvision weights file or
+    ``torchvision:<WeightsEnum>``) loads the network's feature layers and gives it a fresh
+    Xavier-initialised head; the backbone trains at ``lr * backbone_lr_mult`` or not at all
+    (``freeze_backbone``). See :mod:`lit_models.finetune`.
+    """
 
     monitor = "val/acc"
     monitor_mode = "max"
@@ -112,10 +123,16 @@ class ClassificationTask(Task):
         network_args: Optional[dict[str, Any]] = None,
         num_classes: PositiveInt = 10,
         input_shape: tuple[int, int, int] = (1, 28, 28),
+        pretrained: Optional[str] = None,
+        backbone_lr_mult: PositiveFloat = 1.0,
+        freeze_backbone: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
+        self.backbone_lr_mult = float(backbone_lr_mult)
+        if self.backbone_lr_mult <= 0:
+            raise LitexpError(f"backbone_lr_mult must be > 0 (use freeze_backbone to stop it), got {backbone_lr_mult}")
         self.num_classes = int(num_classes)
         self.input_shape = tuple(input_shape)
         channels, height, width = self.input_shape
@@ -130,9 +147,25 @@ class ClassificationTask(Task):
             **(network_args or {}),
         )
         self._finish_init(network_module)
+        if pretrained:
+            load_pretrained(self.network, pretrained)
+        if freeze_backbone:
+            backbone_parameters(self.network)  # a network without a features/head split is an error
+            for parameter in backbone_parameters(self.network):
+                parameter.requires_grad_(False)
         # keyed by the logged name; metric objects sync exactly across DDP ranks (sums and counts)
         self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
         self.metrics.update({f"{stage}/acc": MulticlassAccuracy(self.num_classes, average="micro") for stage in STAGES})
+
+    def optimizer_groups(self) -> list[dict]:
+        if self.backbone_lr_mult == 1.0:
+            return super().optimizer_groups()
+        backbone = {id(parameter) for parameter in backbone_parameters(self.network)}
+        named = list(self.named_parameters())
+        rest = [(name, p) for name, p in named if id(p) not in backbone]
+        features = [(name, p) for name, p in named if id(p) in backbone]
+        return (parameter_groups(rest, self.weight_decay, self.lr)
+                + parameter_groups(features, self.weight_decay, self.lr * self.backbone_lr_mult))
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch  # (B, C, H, W) float, (B,) int64

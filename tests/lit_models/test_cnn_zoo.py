@@ -1,0 +1,118 @@
+"""The CNN zoo: book architectures, torchvision-equal parameter counts, small-image stems."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from experiments.cli import CONFIG_DIR
+from lit_models import LitexpError, build_network, list_networks
+from lit_models.googlenet import Inception
+from lit_models.resnet import Residual
+
+ZOO = ("alexnet", "vgg11", "vgg11_narrow", "nin", "googlenet", "resnet18", "resnet34", "resnet50", "densenet")
+
+
+def parameters(network: nn.Module) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+def first_conv(network: nn.Module) -> nn.Conv2d:
+    return next(m for m in network.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_the_zoo_is_registered():
+    assert set(ZOO) <= set(list_networks("image_classifier"))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
+def test_parameter_count_equals_torchvision(name):
+    ours = build_network(name, in_channels=3, num_classes=1000, image_size=224)
+    assert parameters(ours) == parameters(getattr(torchvision.models, name)())
+
+
+@pytest.mark.parametrize("name,side,features", [
+    ("alexnet", 224, (256, 5, 5)), ("vgg11_narrow", 224, (128, 7, 7)), ("nin", 224, (384, 5, 5)),
+    ("googlenet", 96, (1024,)), ("resnet18", 96, (512,)), ("resnet50", 96, (2048,)), ("densenet", 96, (248,)),
+])
+@torch.no_grad()
+def test_book_input_sizes_give_the_book_feature_shapes(name, side, features):
+    network = build_network(name, in_channels=1, num_classes=10, image_size=side).eval()
+    images = torch.zeros(1, 1, side, side)
+    assert network.forward_features(images).shape == (1, *features)
+    assert network(images).shape == (1, 10)
+    if not name.startswith("vgg"):  # VGG has no stem: 3x3 convs throughout
+        assert first_conv(network).kernel_size[0] > 3  # the ImageNet stem: 11x11 or 7x7
+
+
+@pytest.mark.parametrize("name", ["alexnet", "nin", "googlenet", "resnet18", "densenet"])
+def test_small_images_get_a_3x3_stride_1_stem(name):
+    conv = first_conv(build_network(name, in_channels=1, num_classes=10, image_size=28))
+    assert conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+    if name in ("alexnet", "nin"):  # flattened features: 28 px is too small for the ImageNet stem
+        with pytest.raises(LitexpError, match="too small"):
+            build_network(name, in_channels=1, num_classes=10, image_size=28, stem="imagenet")
+    else:  # global average pooling copes with any size
+        forced = first_conv(build_network(name, in_channels=1, num_classes=10, image_size=28, stem="imagenet"))
+        assert forced.kernel_size[0] > 3
+
+
+def test_vgg11_is_its_table_and_the_narrow_variant_divides_channels_by_4():
+    def conv_channels(network):
+        return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
+
+    assert conv_channels(build_network("vgg11")) == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert conv_channels(build_network("vgg11_narrow")) == [16, 32, 64, 64, 128, 128, 128, 128]
+
+
+def test_nin_has_no_dense_layer():
+    network = build_network("nin", in_channels=1, num_classes=10, image_size=28)
+    assert not any(isinstance(m, nn.Linear) for m in network.modules())
+    assert any(isinstance(m, nn.AdaptiveAvgPool2d) for m in network.head.modules())
+
+
+def test_googlenet_has_nine_four_path_inception_blocks():
+    network = build_network("googlenet", in_channels=1, num_classes=10, image_size=28, width_divisor=4)
+    blocks = [m for m in network.modules() if isinstance(m, Inception)]
+    assert len(blocks) == 9
+    x = torch.zeros(2, blocks[0].path1[0].in_channels, 7, 7)
+    paths = [blocks[0].path1(x), blocks[0].path2(x), blocks[0].path3(x), blocks[0].path4(x)]
+    assert blocks[0](x).shape[1] == sum(p.shape[1] for p in paths) == blocks[0].out_channels
+
+
+def test_resnet_blocks_basic_and_bottleneck():
+    def residuals(name):
+        return [m for m in build_network(name, width=8).modules() if isinstance(m, Residual)]
+
+    assert len(residuals("resnet18")) == 8 and len(residuals("resnet34")) == 16
+    bottlenecks = residuals("resnet50")
+    assert len(bottlenecks) == 16
+    kernels = [m.kernel_size[0] for m in bottlenecks[0].body.modules() if isinstance(m, nn.Conv2d)]
+    assert kernels == [1, 3, 1]  # 1x1 reduce, 3x3, 1x1 expand
+    assert bottlenecks[0].out_channels == 4 * 8
+
+
+def test_densenet_growth_rate_and_transitions():
+    network = build_network("densenet", in_channels=1, num_classes=10, image_size=28, blocks=[2, 3],
+                            growth_rate=5, base_channels=8)
+    # 8 + 2*5 = 18 -> transition halves to 9 -> 9 + 3*5 = 24 features
+    assert network.forward_features(torch.zeros(2, 1, 28, 28)).shape == (2, 24)
+    assert sum(isinstance(m, nn.AvgPool2d) for m in network.modules()) == 1
+
+
+@pytest.mark.parametrize("name,args", [("alexnet", {"width_divisor": 0}), ("resnet18", {"width": 0}),
+                                       ("googlenet", {"stem": "huge"}), ("densenet", {"growth_rate": 0})])
+def test_bad_architecture_arguments_are_user_errors(name, args):
+    with pytest.raises(LitexpError, match=f"cannot build network '{name}'"):
+        build_network(name, **args)
+
+
+def test_every_zoo_network_has_small_and_book_configs():
+    configs = {p.stem for p in (CONFIG_DIR / "fashion_mnist").glob("*.yaml")}
+    for model in ("alexnet", "vgg", "nin", "googlenet", "resnet18", "densenet"):
+        assert {model, f"{model}_book"} <= configs
+    assert {"resnet34", "resnet50"} <= configs
+    assert "resize: 224" in (CONFIG_DIR / "fashion_mnist/vgg_book.yaml").read_text()
+    assert "resize: 96" in (CONFIG_DIR / "fashion_mnist/resnet18_book.yaml").read_text()
