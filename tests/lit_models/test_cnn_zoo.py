@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
 from experiments.cli import CONFIG_DIR
+from experiments.zoo import ENTRIES as ZOO_ROWS
 from lit_models import LitexpError, build_network, list_networks
 from lit_models.googlenet import Inception
 from lit_models.resnet import Residual
@@ -116,3 +119,19 @@ def test_every_zoo_network_has_small_and_book_configs():
     assert {"resnet34", "resnet50"} <= configs
     assert "resize: 224" in (CONFIG_DIR / "fashion_mnist/vgg_book.yaml").read_text()
     assert "resize: 96" in (CONFIG_DIR / "fashion_mnist/resnet18_book.yaml").read_text()
+
+
+def test_zoo_report_merges_rows_and_marks_the_unmeasured(tmp_path, capsys):
+    from experiments.zoo import main as zoo_main
+
+    row = {"parameters": 62136, "epochs": 2, "epoch_time_s": 10.0, "images_per_s": 5400, "train_acc": 0.9,
+           "val_acc": 0.88, "test_acc": 0.87, "device": "cpu", "batch_size": 256}
+    (tmp_path / "zoo.json").write_text(json.dumps({"bn_lenet": row, "lenet": {**row, "test_acc": 0.7}}))
+    assert zoo_main(["--render-only", "--report-dir", str(tmp_path)]) == 0
+    report = (tmp_path / "zoo.md").read_text()
+    assert "| BN-LeNet" in report and "0.870 | 0.897 / 0.836 | meets |" in report
+    assert "0.700 | 0.831 / 0.789 | below |" in report
+    assert report.count("not measured") == len(ZOO_ROWS) - 2
+    assert (tmp_path / "zoo.png").stat().st_size > 0
+    assert zoo_main(["--models", "lenet,resnet99", "--report-dir", str(tmp_path)]) == 2
+    assert "unknown zoo model resnet99" in capsys.readouterr().err
