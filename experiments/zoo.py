@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="litexp zoo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="all", help=f"comma-separated subset of: {', '.join(BY_NAME)}")
     parser.add_argument("--epochs", type=int, default=None, help="override max_epochs (default: the config's)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop each model's training after this long")
+    parser.add_argument("--max-minutes", type=int, default=None, help="stop each model's training after this long")
     parser.add_argument("--accelerator", default="auto", help="Trainer accelerator (cpu, gpu, auto)")
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR, help="where zoo.json/md/png live")
     parser.add_argument("--render-only", action="store_true", help="only rewrite zoo.md and zoo.png from zoo.json")
@@ -89,7 +89,8 @@ def train(entry: ZooEntry, args: argparse.Namespace, root: Path) -> dict:
     if args.epochs:
         argv.append(f"--trainer.max_epochs={args.epochs}")
     if args.max_minutes:
-        argv.append(f"--trainer.max_time={{minutes: {args.max_minutes}}}")
+        minutes = max(1, round(args.max_minutes))
+        argv.append(f"--trainer.max_time=00:{minutes // 60:02d}:{minutes % 60:02d}:00")  # DD:HH:MM:SS
     if litexp_main(argv) != 0:
         raise LitexpError(f"training {entry.name} failed; run the same 'litexp fit' to see why")
     (summary_path,) = (root / entry.name).glob("*/summary.json")
