@@ -205,6 +205,7 @@ USAGE = """usage: litexp {fit,validate,test,predict} [options]   (litexp fit --h
   test       evaluate a checkpoint on the test split (--ckpt_path)
   predict    write predictions.csv for the test split (--ckpt_path)
   networks   list the registered networks
+  tune       hyperparameter study: Optuna trials scored by K-fold cross-validation (litexp tune --help)
 """
 
 

@@ -172,6 +172,15 @@ class FoldReporter(Callback):
             trainer.should_stop = True  # ends this fold cleanly; the objective then raises TrialPruned
 
 
+def finish_wandb(trainer) -> None:
+    """Close this run's W&B run, so the next fold opens its own instead of reusing it."""
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
 class Objective:
     def __init__(self, options, space: SearchSpace, base_args: list[str], study_dir: Path, metric: str) -> None:
         self.options, self.space, self.base_args = options, space, base_args
@@ -198,7 +207,10 @@ class Objective:
                                          "trial_params": params})
                 cli.trainer.callbacks.append(reporter)
                 start = time.perf_counter()
-                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+                try:
+                    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+                finally:
+                    finish_wandb(cli.trainer)
                 fit_time += time.perf_counter() - start
                 epochs.append(cli.trainer.current_epoch)
                 if reporter.last_value is None:
@@ -303,6 +315,7 @@ def refit_and_test(options, base_args: list[str], study_dir: Path, params: dict[
     ])
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    finish_wandb(cli.trainer)
     return {"metrics": {key: float(value) for key, value in results[0].items()}, "run_dir": str(cli.run_dir),
             "test_split_loads": cli.datamodule.test_split_loads}
 
@@ -408,6 +421,7 @@ def main(argv: list[str]) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banner per fold
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
     try:
         options, overrides = option_parser().parse_known_args(argv)
         if any(not arg.startswith("--") for arg in overrides[:1]):

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from datamodules import DataModule, vision
 from experiments import tune
-from experiments.cli import CONFIG_DIR, main
+from experiments.cli import CONFIG_DIR
 from experiments.search_space import load_search_space
 from lit_models import ClassificationTask, LitexpError
 from tests.fake_data import write_idx_dataset
@@ -87,6 +87,13 @@ def test_keys_and_values_the_cli_refuses_fail_before_training(tmp_path, capsys, 
     assert not (tmp_path / "study").exists()  # nothing written, not even the storage
 
 
+@pytest.mark.parametrize("override", ["--trainer.devices=2", "--trainer.strategy=ddp"])
+def test_several_devices_per_trial_are_refused(tmp_path, capsys, override):
+    space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5}\n")
+    assert run_tune(tmp_path, space, override) == 2
+    assert "start several workers" in capsys.readouterr().err
+
+
 # -- fold scoring, pruning, failures ---------------------------------------------------------------
 def test_objective_is_the_mean_of_independent_fold_runs(tmp_path, fake_data_dir, litexp):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.05, high: 0.5, log: true}\n")
@@ -141,7 +148,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path, fake_data_di
 # -- resume and workers ----------------------------------------------------------------------------
 def test_rerun_resumes_fails_dead_trials_and_repeats_nothing(tmp_path, fake_data_dir):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5, log: true}\n")
-    args = ("--n-trials", "3", "--folds", "2", "--no-refit")
+    args = ("--n-trials", "3", "--folds", "2", "--no-refit", "--pruner", "none")
     assert run_tune(tmp_path, space, *args[:1], "2", *args[2:]) == 0
     study = load_study(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -164,7 +171,7 @@ def test_two_workers_share_one_journal_without_repeating_a_trial(tmp_path):
     journal = tmp_path / "journal.log"
     command = [sys.executable, "-m", "experiments", "tune", "--config", str(CONFIG_DIR / "mnist" / "mlp.yaml"),
                "--search", space, "--n-trials", "4", "--folds", "2", "--storage", str(journal),
-               "--study-name", "w", "--study-dir", str(tmp_path / "study"), "--no-refit"]
+               "--study-name", "w", "--study-dir", str(tmp_path / "study"), "--no-refit", "--pruner", "none"]
     env = {**os.environ, "LITEXP_DATA_DIR": str(data), "WANDB_MODE": "disabled"}
     workers = [subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for worker in workers:
@@ -198,7 +205,7 @@ def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, f
     monkeypatch.setattr(vision.VisionDataModule, "load", spy)
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5, log: true}\n"
                                   "model.optimizer: {type: categorical, choices: [sgd, momentum]}\n")
-    assert run_tune(tmp_path, space, "--n-trials", "3", "--folds", "2") == 0
+    assert run_tune(tmp_path, space, "--n-trials", "2", "--folds", "2") == 0
     assert [split for split, _ in reads].count("test") == 1
     assert all(not locked for split, locked in reads if split == "test")
     assert any(locked for split, locked in reads if split == "train")
@@ -210,7 +217,7 @@ def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, f
     assert report["best"]["value"] == pytest.approx(best.value) and len(report["best"]["fold_values"]) == 2
     assert report["best"]["std"] == pytest.approx(torch.tensor(report["best"]["fold_values"]).std(unbiased=False))
     assert set(report["test"]["metrics"]) == {"test/acc", "test/loss"} and report["test"]["test_split_loads"] == 1
-    assert report["trials"]["COMPLETE"] + report["trials"]["PRUNED"] == 3
+    assert report["trials"]["COMPLETE"] == 2 and report["trials"]["finished"] == 2
     assert report["time"]["trials_fit_time_s"] > 0 and report["time"]["epochs_run"] >= 2
     for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
         assert (study_dir / report["plots"][name]["png"]).stat().st_size > 0
