@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from datamodules import DataModule, vision
 from experiments import tune
 from experiments.cli import CONFIG_DIR
-from experiments.search_space import load_search_space
+from experiments.search_space import check_with_cli, cli_args, load_search_space
 from lit_models import ClassificationTask, LitexpError
 from tests.fake_data import write_idx_dataset
 
@@ -227,3 +227,15 @@ def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, f
     # refit: the whole training split, no validation
     refit = json.loads((study_dir / "refit" / "final" / "summary.json").read_text())
     assert refit["data"]["val_size"] == 0 and refit["data"]["train_size"] == 300
+
+
+# -- the example spaces ----------------------------------------------------------------------------
+EXAMPLES = {"mlp": "fashion_mnist/mlp.yaml", "lenet": "fashion_mnist/lenet.yaml", "resnet": "cifar10/lenet_modern.yaml"}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_search_spaces_are_accepted_by_the_cli(name):
+    space = load_search_space(REPO / "experiments" / "search" / f"{name}.yaml")
+    first, check = tune.make_checker([str(CONFIG_DIR / EXAMPLES[name])], cli_args(space.fixed))
+    check_with_cli(space, check)  # raises LitexpError naming the refused key
+    assert sorted(path.stem for path in (REPO / "experiments" / "search").glob("*.yaml")) == sorted(EXAMPLES)
