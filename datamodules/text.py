@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.base import DataModule, ShardedBatchSampler
 from datamodules.corpora import CORPORA, named_corpus_files, read_text
-from datamodules.splits import check_split_settings, split_fingerprint
+from datamodules.splits import split_fingerprint
 from datamodules.vision import default_data_dir
 from lit_models.errors import LitexpError
 
@@ -266,7 +266,6 @@ class TextCorpus(DataModule):
                               f"with path)")
         if not 0.0 <= test_fraction < 1.0:
             raise LitexpError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-        check_split_settings(val_fraction, num_folds, fold)
         self.path, self.corpus = path, corpus
         self.data_dir = Path(data_dir or default_data_dir()).expanduser()
         self.download = download

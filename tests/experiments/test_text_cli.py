@@ -22,7 +22,7 @@ def text_file(tmp_path):
 
 def test_gru_on_any_text_file_beats_nothing_and_generates_with_its_vocab(litexp, text_file, capsys):
     code, run_dir = litexp("fit", "--config", GRU, "--data.path", str(text_file), *SMALL,
-                           "--trainer.max_epochs=6", "--data.sampling=sequential", "--test")
+                           "--trainer.max_epochs=4", "--data.sampling=sequential", "--test")
     assert code == 0
     summary = read_summary(run_dir)
     val_ppl = summary["fit"]["metrics"]["val/ppl"]
@@ -78,10 +78,11 @@ def test_generate_rejects_a_missing_or_foreign_checkpoint(tmp_path, capsys):
 
 
 def test_word2vec_fit_export_and_nearest(fake_data_dir, litexp, tmp_path, capsys):
-    code, run_dir = litexp("fit", "--config", str(CONFIG_DIR / "text/word2vec_ptb.yaml"), "--trainer.max_epochs=2",
-                           "--data.min_freq=2", "--data.batch_size=64", "--data.subsample_threshold=0.01")
+    code, run_dir = litexp("fit", "--config", str(CONFIG_DIR / "text/word2vec_ptb.yaml"), "--trainer.max_epochs=1",
+                           "--data.min_freq=2", "--data.batch_size=256", "--data.subsample_threshold=0.01",
+                           "--model.network_args={embedding_dim: 16}")
     assert code == 0
-    assert (run_dir / "embeddings.txt").read_text().splitlines()[0].endswith(" 100")
+    assert (run_dir / "embeddings.txt").read_text().splitlines()[0].endswith(" 16")
     capsys.readouterr()
     assert main(["word2vec", "nearest", "--embeddings", str(run_dir / "embeddings.txt"), "--word", "time",
                  "--k", "3"]) == 0
