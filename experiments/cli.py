@@ -46,7 +46,8 @@ DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
 
 
 class LitexpCLI(LightningCLI):
-    def __init__(self, args: list[str], run: bool = True) -> None:
+    def __init__(self, args: list[str]) -> None:
+        """Parse ``args`` (a subcommand first: fit, validate, test or predict) and run it."""
         self.run_dir: Optional[Path] = None
         super().__init__(
             model_class=Task,
@@ -61,7 +62,6 @@ class LitexpCLI(LightningCLI):
             parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
             args=args,
-            run=run,
         )
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -198,14 +198,17 @@ def run_lightning(argv: list[str]) -> int:
     return 0
 
 
-USAGE = """usage: litexp {fit,validate,test,predict} [options]   (litexp fit --help for all options)
+USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --help, ... for all options)
 
   fit        train a model (no config: LeNet on Fashion-MNIST); --test evaluates the best checkpoint
   validate   evaluate a checkpoint on the validation split (--ckpt_path)
   test       evaluate a checkpoint on the test split (--ckpt_path)
   predict    write predictions.csv for the test split (--ckpt_path)
   networks   list the registered networks
-  tune       hyperparameter study: Optuna trials scored by K-fold cross-validation (litexp tune --help)
+  tune       hyperparameter study: Optuna trials scored by K-fold cross-validation
+  zoo        train the CNN zoo and write experiments/reports/zoo.md
+  generate   generate text from a language-model checkpoint
+  word2vec   export embeddings / print the nearest words of a word2vec checkpoint
 """
 
 
@@ -216,9 +219,12 @@ def list_networks_command(argv: list[str]) -> int:
 
 
 # commands beyond LightningCLI's: name -> module whose ``main(argv) -> int`` runs it (imported lazily)
-EXTRA_COMMANDS: dict[str, str] = {"zoo": "experiments.zoo",
-                                 "generate": "experiments.generate", "word2vec": "experiments.word2vec",
-                                 "tune": "experiments.tune"}
+EXTRA_COMMANDS: dict[str, str] = {
+    "tune": "experiments.tune",
+    "zoo": "experiments.zoo",
+    "generate": "experiments.generate",
+    "word2vec": "experiments.word2vec",
+}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -95,6 +95,19 @@ class Task(pl.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
+    # step logic is written once per task, in ``_step(batch, stage)``; the hooks only name the stage
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
     def summary(self) -> dict[str, Any]:
         """Facts about the trained model for ``summary.json`` (networks may add their own)."""
         facts: dict[str, Any] = {"parameters": sum(p.numel() for p in self.parameters())}
@@ -179,15 +192,6 @@ class ClassificationTask(Task):
             self.log("train/step_loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=False)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx):
         images, labels = batch
         probabilities = self(images).softmax(dim=-1)  # (B, num_classes)
@@ -222,15 +226,6 @@ class RegressionTask(Task):
         self.metrics[f"{stage}/loss"].update(loss.detach(), weight=targets.shape[0])
         self.log(f"{stage}/loss", self.metrics[f"{stage}/loss"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
         features, targets = batch
@@ -338,15 +333,6 @@ class LanguageModelTask(KeepsVocab, Task):
         for name in (f"{stage}/loss", f"{stage}/ppl"):
             self.log(name, self.metrics[name], on_step=False, on_epoch=True, prog_bar=True)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
         inputs, targets = batch

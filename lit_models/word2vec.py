@@ -71,15 +71,6 @@ class Word2VecTask(KeepsVocab, Task):
         self.log(f"{stage}/loss", self.metrics[f"{stage}/loss"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero and self.vocab is not None and self.trainer.default_root_dir:
             save_embeddings(Path(self.trainer.default_root_dir) / "embeddings.txt", self.vocab["tokens"],
