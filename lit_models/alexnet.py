@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_models.layers import Stem, choose_stem, he_initialised, output_features
+from lit_models.layers import Stem, choose_stem, dropout_dense_head, he_initialised, output_features
 from lit_models.registry import register_network
 
 # (out_channels, kernel, stride, padding, pool): pool is the side of a stride-2 max pool after
@@ -32,12 +32,7 @@ class AlexNet(nn.Module):
             channels = out_channels
         self.features = nn.Sequential(*layers)
         width = output_features(self.features, (in_channels, image_size, image_size))  # 6400 at 224 px
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        self.head = dropout_dense_head(width, hidden, num_classes, dropout)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)  # (B, 256, 5, 5) at 224 px, (B, 256, 2, 2) at 28 px

@@ -66,3 +66,13 @@ def output_features(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     finally:
         module.train(was_training)
     return features
+
+
+def dropout_dense_head(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """AlexNet's and VGG's classifier: flatten, two ReLU dense layers with dropout, then the logits."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )

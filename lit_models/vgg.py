@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lit_models.layers import he_initialised, output_features
+from lit_models.layers import dropout_dense_head, he_initialised, output_features
 from lit_models.registry import register_network
 
 VGG11_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -42,12 +42,7 @@ class VGG(nn.Module):
             channels, side = int(out_channels), side // 2 if pool else side
         self.features = nn.Sequential(*blocks)
         width = output_features(self.features, (in_channels, image_size, image_size))  # 512*7*7 at 224 px
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        self.head = dropout_dense_head(width, hidden, num_classes, dropout)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)  # (B, C_last, side / 32, side / 32)
