@@ -14,7 +14,7 @@ from torch import nn
 
 from lit_models.errors import LitexpError
 
-KINDS = ("image_classifier", "regressor", "language_model", "word_embedding")
+KINDS = ("image_classifier", "regressor", "language_model", "word_embedding", "seq2seq")
 
 
 @dataclass(frozen=True)
