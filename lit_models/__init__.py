@@ -11,6 +11,8 @@ from lit_models import (  # noqa: F401  (registration side effects)
     nin,
     resnet,
     rnn,
+    seq2seq,
+    transformer,
     vgg,
     word2vec,
 )

@@ -87,3 +87,24 @@ def test_mlp_dropout_per_layer():
 
 def test_package_exports_tasks():
     assert issubclass(lit_models.ClassificationTask, lit_models.Task)
+
+
+SEQ2SEQ_SMALL = {"embed_size": 6, "num_hiddens": 8, "num_layers": 2, "ffn_num_hiddens": 12, "num_heads": 2,
+                 "num_blks": 2}  # each builder takes the ones it knows
+
+
+@pytest.mark.parametrize("name", list_networks("seq2seq"))
+def test_seq2seq_shapes_and_gradients(name):
+    torch.manual_seed(0)
+    accepted = get_network_entry(name, "seq2seq").arguments()
+    network = build_network(name, src_vocab_size=9, tgt_vocab_size=7,
+                            **{k: v for k, v in SEQ2SEQ_SMALL.items() if k in accepted})
+    src, src_len, tgt_in = torch.randint(9, (3, 5)), torch.tensor([5, 2, 1]), torch.randint(7, (3, 4))
+    logits = network(src, src_len, tgt_in)
+    assert logits.shape == (3, 4, 7)
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(dim=-1).sum().backward()
+    for parameter_name, parameter in network.named_parameters():
+        assert parameter.grad is not None, f"{name}: no gradient reaches {parameter_name}"
+        assert torch.isfinite(parameter.grad).all(), f"{name}: non-finite gradient in {parameter_name}"
+        assert parameter.grad.abs().sum() > 0, f"{name}: zero gradient in {parameter_name}"
