@@ -40,6 +40,9 @@ CORPORA = {
         "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip",
         "sha1:3c914d17d80b1459be871a5039ac23e752a53cbe",
         train=("wikitext-2/wiki.train.tokens", "wikitext-2/wiki.valid.tokens"), test=("wikitext-2/wiki.test.tokens",)),
+    # English-French sentence pairs (tab-separated, tatoeba attribution in a third column) for translation
+    "fra-eng": NamedCorpus(D2L_DATA + "fra-eng.zip", "sha1:94646ad1522d915e7b0f9296181140edcf86a4f5",
+                           train=("fra-eng/fra.txt",)),
 }
 
 

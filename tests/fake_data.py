@@ -132,3 +132,35 @@ def patch_text_checksums(monkeypatch, sums: dict[str, str]) -> None:
 
     for name, checksum in sums.items():
         monkeypatch.setitem(corpora.CORPORA, name, dataclasses.replace(corpora.CORPORA[name], checksum=checksum))
+
+
+# -- translation pairs ------------------------------------------------------------------------------
+PAIR_WORDS = (("i", "je"), ("you", "tu"), ("see", "vois"), ("the", "le"), ("cat", "chat"), ("dog", "chien"),
+              ("big", "grand"), ("small", "petit"), ("house", "maison"), ("car", "voiture"))
+
+
+def fra_eng_lines(num_pairs: int, seed: int = 0) -> str:
+    """Lines in the format of the book's fra.txt: ``English<TAB>French<TAB>tatoeba attribution``.
+
+    French ``!`` and ``?`` follow a narrow no-break space, as in the real file; each French word is a
+    fixed translation of the English one, so a model can learn the pairs.
+    """
+    rng = np.random.default_rng(seed)
+    lines = []
+    for number in range(num_pairs):
+        picks = rng.integers(len(PAIR_WORDS), size=int(rng.integers(1, 6)))
+        mark = "!?."[number % 3]
+        english = " ".join(PAIR_WORDS[i][0] for i in picks).capitalize() + mark
+        french = " ".join(PAIR_WORDS[i][1] for i in picks).capitalize() + ("\u202f" + mark if mark != "." else mark)
+        lines.append(f"{english}\t{french}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{1000 + number} (CM)")
+    return "\n".join(lines) + "\n"
+
+
+def write_fra_eng_zip(path: Path, text: str) -> str:
+    """``fra-eng.zip`` holding ``fra-eng/fra.txt`` (the real archive's layout); returns its sha1 checksum."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("fra-eng/fra.txt", text)
+    return sha1(path)
