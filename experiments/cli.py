@@ -42,7 +42,9 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # data attribute -> model argument; a link whose target the chosen task lacks is skipped
 DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
                  ("in_features", "in_features"), ("num_outputs", "num_outputs"),
-                 ("vocab_size", "vocab_size"), ("carry_state", "carry_state"))
+                 ("vocab_size", "vocab_size"), ("carry_state", "carry_state"),
+                 ("src_vocab_size", "src_vocab_size"), ("tgt_vocab_size", "tgt_vocab_size"),
+                 ("num_steps", "num_steps"))
 
 
 class LitexpCLI(LightningCLI):
@@ -208,6 +210,7 @@ USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --h
   tune       hyperparameter study: Optuna trials scored by K-fold cross-validation
   zoo        train the CNN zoo and write experiments/reports/zoo.md
   generate   generate text from a language-model checkpoint
+  translate  translate sentences with a seq2seq checkpoint (beam search, attention heatmaps)
   word2vec   export embeddings / print the nearest words of a word2vec checkpoint
 """
 
@@ -223,6 +226,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "tune": "experiments.tune",
     "zoo": "experiments.zoo",
     "generate": "experiments.generate",
+    "translate": "experiments.translate",
     "word2vec": "experiments.word2vec",
 }
 

@@ -7,6 +7,7 @@ on, ``wandb/``. Only global rank 0 writes files or opens a W&B run.
 
 from __future__ import annotations
 
+import csv
 import json
 import netrc
 import os
@@ -235,11 +236,18 @@ class PredictionCSV(BasePredictionWriter):
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         if not batches:
             return
-        columns = {key: torch.cat([batch[key].cpu() for batch in batches]) for key in batches[0]}
+        columns = {key: _concat([batch[key] for batch in batches]) for key in batches[0]}
         name = "predictions.csv" if trainer.world_size == 1 else f"predictions-rank{trainer.global_rank}.csv"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / name, "w") as handle:
-            handle.write(",".join(columns) + "\n")
-            for row in zip(*(column.tolist() for column in columns.values()), strict=False):
-                handle.write(",".join(f"{value:.6g}" if isinstance(value, float) else str(value) for value in row))
-                handle.write("\n")
+        with open(self.run_dir / name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in zip(*columns.values(), strict=False):
+                writer.writerow(f"{value:.6g}" if isinstance(value, float) else value for value in row)
+
+
+def _concat(parts: list) -> list:
+    """One column from its per-batch pieces: tensors (numbers) or lists (e.g. translated sentences)."""
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat([part.cpu() for part in parts]).tolist()
+    return [value for part in parts for value in part]

@@ -18,7 +18,7 @@ from lit_models import (  # noqa: F401  (registration side effects)
 )
 from lit_models.errors import LitexpError
 from lit_models.registry import build_network, list_networks, register_network
-from lit_models.tasks import ClassificationTask, LanguageModelTask, RegressionTask, Task
+from lit_models.tasks import ClassificationTask, LanguageModelTask, RegressionTask, Seq2SeqTask, Task
 from lit_models.word2vec import Word2VecTask
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "LanguageModelTask",
     "LitexpError",
     "RegressionTask",
+    "Seq2SeqTask",
     "Task",
     "Word2VecTask",
     "build_network",

@@ -16,8 +16,10 @@ from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.text import Perplexity
+from torchmetrics.text import BLEUScore, Perplexity
 
+from lit_models import decoding
+from lit_models.decoding import EOS, UNK, decode, masked_cross_entropy, teacher_forcing_inputs
 from lit_models.errors import LitexpError
 from lit_models.finetune import backbone_parameters, load_pretrained
 from lit_models.init import init_weights
@@ -250,7 +252,7 @@ class KeepsVocab:
 
     def _check_vocab(self) -> None:
         data_vocab = self._data_vocab()
-        if self.vocab is not None and data_vocab is not None and data_vocab["tokens"] != self.vocab["tokens"]:
+        if self.vocab is not None and data_vocab is not None and _vocab_tokens(data_vocab) != _vocab_tokens(self.vocab):
             raise LitexpError("the checkpoint's vocabulary differs from the data's (another corpus, level or "
                               "min_freq?); evaluate it with the data settings it was trained with")
 
@@ -265,6 +267,13 @@ class KeepsVocab:
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.vocab = checkpoint.get("vocab")
+
+
+def _vocab_tokens(vocab: dict[str, Any]) -> Any:
+    """The token lists of a vocabulary dict, or of each side of a {"source": ..., "target": ...} pair."""
+    if "tokens" in vocab:
+        return vocab["tokens"]
+    return {side: _vocab_tokens(part) for side, part in vocab.items() if isinstance(part, dict)}
 
 
 class LanguageModelTask(KeepsVocab, Task):
@@ -348,3 +357,113 @@ def _batch_of(state) -> Optional[int]:
     if state is None:
         return None
     return (state[0] if isinstance(state, tuple) else state).shape[1]
+
+
+class Seq2SeqTask(KeepsVocab, Task):
+    """Sequence to sequence (machine translation): teacher-forced training, decoded evaluation.
+
+    A batch is ``(src, src_len, tgt, tgt_len)``: token ids padded to ``num_steps`` and their valid
+    lengths; ``tgt`` ends with ``<eos>``. The decoder reads ``<bos>`` + ``tgt[:-1]`` (teacher forcing)
+    and the loss is the cross-entropy over the valid target positions only. Validation and test
+    also decode every source sentence (greedy, or beam search with ``beam_size > 1`` and length
+    normalisation ``length_penalty``) and score the corpus BLEU of the decoded sentences
+    (torchmetrics; ``bleu_weights: book`` weighs p_n by 1/2^n as the book does, ``uniform`` as
+    standard BLEU). BLEU is counted on target token ids; an ``<unk>`` in a reference matches nothing.
+    """
+
+    monitor = "val/bleu"
+    monitor_mode = "max"
+    data_attributes = ("src_vocab_size", "tgt_vocab_size", "num_steps")
+
+    def __init__(
+        self,
+        network: str = "seq2seq_attention",
+        network_args: Optional[dict[str, Any]] = None,
+        src_vocab_size: PositiveInt = 32,
+        tgt_vocab_size: PositiveInt = 32,
+        num_steps: PositiveInt = 9,
+        beam_size: PositiveInt = 1,
+        length_penalty: NonNegativeFloat = 0.75,
+        bleu_n_gram: PositiveInt = 2,
+        bleu_weights: Literal["book", "uniform"] = "book",
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            network: a registered seq2seq network (seq2seq, seq2seq_attention, transformer).
+            network_args: its arguments (embed_size, num_hiddens, num_layers, dropout, ...).
+            src_vocab_size: source vocabulary size (linked from the data).
+            tgt_vocab_size: target vocabulary size (linked from the data).
+            num_steps: longest decoded sentence, in tokens (linked from the data's ``num_steps``).
+            beam_size: 1 decodes greedily; more runs beam search at validation and test.
+            length_penalty: beam search ranks finished sentences by log P / length ** length_penalty.
+            bleu_n_gram: longest n-gram BLEU counts (the book uses 2).
+            bleu_weights: ``book`` (p_n weighted 1/2^n) or ``uniform`` (1/N, standard BLEU).
+        """
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.num_steps = int(num_steps)
+        self.beam_size = int(beam_size)
+        self.length_penalty = float(length_penalty)
+        self._finish_init(build_network(network, kind="seq2seq", src_vocab_size=int(src_vocab_size),
+                                        tgt_vocab_size=int(tgt_vocab_size), **(network_args or {})))
+        weights = decoding.bleu_weights(int(bleu_n_gram), bleu_weights)
+        self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
+        self.metrics.update({f"{stage}/bleu": BLEUScore(int(bleu_n_gram), weights=weights)
+                             for stage in ("val", "test")})
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        return self.network(src, src_len, tgt_in)
+
+    def translate_ids(self, src: torch.Tensor, src_len: torch.Tensor, beam_size: Optional[int] = None,
+                      max_len: Optional[int] = None):
+        """Decoded hypotheses (:class:`lit_models.decoding.Hypothesis`) for a batch of source ids."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            return decode(self.network, src, src_len, max_len or self.num_steps, beam_size or self.beam_size,
+                          self.length_penalty)
+        finally:
+            self.network.train(was_training)
+
+    def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
+        src, src_len, tgt, tgt_len = batch  # (B, S), (B,), (B, T), (B,)
+        logits = self(src, src_len, teacher_forcing_inputs(tgt))  # (B, T, V)
+        loss = masked_cross_entropy(logits, tgt, tgt_len)
+        self.metrics[f"{stage}/loss"].update(loss.detach(), weight=tgt_len.sum())
+        self.log(f"{stage}/loss", self.metrics[f"{stage}/loss"], on_step=False, on_epoch=True, prog_bar=True)
+        if stage != "train":
+            hypotheses = self.translate_ids(src, src_len)
+            predictions = [" ".join(map(str, h.tokens)) for h in hypotheses]
+            references = [[reference_text(row[: int(length)])]
+                          for row, length in zip(tgt.tolist(), tgt_len.tolist(), strict=True)]
+            self.metrics[f"{stage}/bleu"].update(predictions, references)
+            self.log(f"{stage}/bleu", self.metrics[f"{stage}/bleu"], on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def predict_step(self, batch, batch_idx):
+        src, src_len, tgt, tgt_len = batch
+        hypotheses = self.translate_ids(src, src_len)
+        source, target = _vocab_tokens(self.vocab)["source"], _vocab_tokens(self.vocab)["target"]
+        return {
+            "source": [" ".join(words(source, row[: int(n)])) for row, n in zip(src.tolist(), src_len, strict=True)],
+            "reference": [" ".join(words(target, row[: int(n)])) for row, n in zip(tgt.tolist(), tgt_len, strict=True)],
+            "translation": [" ".join(words(target, h.tokens)) for h in hypotheses],
+        }
+
+
+def reference_text(ids: list[int]) -> str:
+    """A reference sentence as id text for BLEU: ``<eos>`` dropped, ``<unk>`` made unmatchable."""
+    return " ".join("unk-ref" if token == UNK else str(token) for token in ids if token != EOS)
+
+
+def words(tokens: list[str], ids: list[int]) -> list[str]:
+    """Ids to words, stopping at ``<eos>`` and leaving out ``<pad>`` and ``<bos>``."""
+    out = []
+    for index in ids:
+        token = tokens[index]
+        if token == "<eos>":
+            break
+        if token not in ("<pad>", "<bos>"):
+            out.append(token)
+    return out
