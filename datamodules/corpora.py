@@ -24,6 +24,7 @@ class NamedCorpus:
     checksum: str  # "<hash algorithm>:<hex digest>" of the downloaded file
     train: tuple[str, ...]  # files of the training part (members of the archive for a .zip)
     test: tuple[str, ...] = ()  # the official test file, if any
+    pairs: bool = False  # tab-separated sentence pairs (translation), not running text
 
 
 D2L_DATA = "http://d2l-data.s3-accelerate.amazonaws.com/"
@@ -42,8 +43,12 @@ CORPORA = {
         train=("wikitext-2/wiki.train.tokens", "wikitext-2/wiki.valid.tokens"), test=("wikitext-2/wiki.test.tokens",)),
     # English-French sentence pairs (tab-separated, tatoeba attribution in a third column) for translation
     "fra-eng": NamedCorpus(D2L_DATA + "fra-eng.zip", "sha1:94646ad1522d915e7b0f9296181140edcf86a4f5",
-                           train=("fra-eng/fra.txt",)),
+                           train=("fra-eng/fra.txt",), pairs=True),
 }
+
+
+#: corpora of running text, for language models
+TEXT_CORPORA = tuple(name for name, spec in CORPORA.items() if not spec.pairs)
 
 
 def fetch(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:

@@ -27,7 +27,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.base import DataModule, ShardedBatchSampler
-from datamodules.corpora import CORPORA, named_corpus_files, read_text
+from datamodules.corpora import TEXT_CORPORA, named_corpus_files, read_text
 from datamodules.splits import split_fingerprint
 from datamodules.vision import default_data_dir
 from lit_models.errors import LitexpError
@@ -212,7 +212,7 @@ def load_corpus(path: Optional[str], corpus: Optional[str], data_dir: Path,
     if path:
         return read_text([Path(path).expanduser()]), None
     if not corpus:
-        raise LitexpError(f"give a text file or folder (path) or a named corpus ({', '.join(CORPORA)})")
+        raise LitexpError(f"give a text file or folder (path) or a named corpus ({', '.join(TEXT_CORPORA)})")
     train_files, test_files = named_corpus_files(corpus, data_dir, download)
     return read_text(train_files), (read_text(test_files) if test_files else None)
 
@@ -261,8 +261,8 @@ class TextCorpus(DataModule):
         """
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
                          num_folds=num_folds, fold=fold, split_seed=split_seed)
-        if corpus is not None and not path and corpus not in CORPORA:
-            raise LitexpError(f"unknown corpus {corpus!r}; valid corpora: {', '.join(CORPORA)} (or give a file "
+        if corpus is not None and not path and corpus not in TEXT_CORPORA:
+            raise LitexpError(f"unknown corpus {corpus!r}; valid corpora: {', '.join(TEXT_CORPORA)} (or give a file "
                               f"with path)")
         if not 0.0 <= test_fraction < 1.0:
             raise LitexpError(f"test_fraction must lie in [0, 1), got {test_fraction}")

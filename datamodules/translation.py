@@ -28,11 +28,13 @@ from datamodules.base import DataModule
 from datamodules.corpora import named_corpus_files, read_text
 from datamodules.splits import holdout_split, kfold_split, split_fingerprint
 from datamodules.text import Tokenizer, Vocab
+from datamodules.toy_language import toy_corpus_text
 from datamodules.vision import default_data_dir
 from lit_models.errors import LitexpError
 
 #: named corpora (in ``datamodules.corpora.CORPORA``) that hold sentence pairs
-TRANSLATION_CORPORA = ("fra-eng",)
+TRANSLATION_CORPORA = ("fra-eng", "toy")
+TOY_PAIRS = 10000  # pairs of the generated toy corpus unless max_pairs says otherwise
 #: the test split's permutation seed: a constant, so no fold, trial or split_seed ever moves a pair in or out
 TEST_SPLIT_SEED = 20240917
 #: how many malformed line numbers the warning names
@@ -148,7 +150,8 @@ class ParallelCorpus(DataModule):
         """
         Args:
             path: a UTF-8 file of ``source<TAB>target`` lines (more columns are ignored); replaces ``corpus``.
-            corpus: a named parallel corpus: fra-eng (the book's English-French pairs).
+            corpus: a named parallel corpus: fra-eng (the book's English-French pairs) or toy (a reversible
+                toy language with a grammar, generated here: :mod:`datamodules.toy_language`).
             data_dir: where named corpora live (default: ``$LITEXP_DATA_DIR`` or the user cache).
             download: fetch a missing named corpus from its canonical URL (checked by checksum).
             reverse: swap the columns: translate the second language into the first.
@@ -240,6 +243,8 @@ class ParallelCorpus(DataModule):
     def _load_text(self) -> str:
         if self.path:
             return read_text([Path(self.path).expanduser()])
+        if self.corpus == "toy":
+            return toy_corpus_text(self.max_pairs or TOY_PAIRS)
         train_files, _ = named_corpus_files(self.corpus, self.data_dir, self.download)
         return read_text(train_files)
 

@@ -245,7 +245,9 @@ class KeepsVocab:
 
     def _data_vocab(self) -> Optional[dict[str, Any]]:
         vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
-        return vocab.to_dict() if vocab is not None else None
+        if vocab is None:
+            return None
+        return vocab if isinstance(vocab, dict) else vocab.to_dict()
 
     def on_fit_start(self) -> None:
         self.vocab = self._data_vocab() or self.vocab

@@ -11,9 +11,11 @@ import torchvision.datasets as tvd
 
 from datamodules import vision
 from tests.fake_data import (
+    fra_eng_lines,
     patch_cifar_checksums,
     patch_text_checksums,
     write_cifar,
+    write_fra_eng_zip,
     write_idx_dataset,
     write_text_corpora,
 )
@@ -28,6 +30,7 @@ def _fake_data_template(tmp_path_factory) -> tuple[Path, dict]:
     write_idx_dataset(root, "MNIST")
     write_idx_dataset(root, "FashionMNIST")
     sums = {10: write_cifar(root, 10), 100: write_cifar(root, 100), "text": write_text_corpora(root)}
+    sums["text"]["fra-eng"] = write_fra_eng_zip(root / "text" / "fra-eng" / "fra-eng.zip", fra_eng_lines(300))
     return root, sums
 
 

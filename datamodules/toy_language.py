@@ -9,8 +9,9 @@ the mapping is one-to-one (``parse_target`` inverts it, and a test checks it): a
 reaches BLEU 1. Longer sentences (more clauses) need longer reordering, which is where a single
 context vector (plain seq2seq) falls behind attention.
 
-    python -m experiments.toy_language toy.tsv --pairs 5000 --max-clauses 3 --seed 0
+    python -m datamodules.toy_language toy.tsv --pairs 5000 --max-clauses 3 --seed 0
     litexp fit --config experiments/configs/translation/toy_attention.yaml --data.path toy.tsv
+    litexp fit --config experiments/configs/translation/toy_attention.yaml   # corpus: toy, generated
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ LEXICON = dict(zip(_SOURCE_WORDS, _TARGET_WORDS, strict=True))
 INVERSE = {target: source for source, target in LEXICON.items()}
 
 
-def noun_phrase(rng: random.Random, max_adjectives: int = 2) -> list[str]:
+def noun_phrase(rng: random.Random, max_adjectives: int = 1) -> list[str]:
     adjectives = rng.sample(ADJECTIVES, rng.randint(0, max_adjectives))
     return [rng.choice(DETERMINERS), *adjectives, rng.choice(NOUNS)]
 
@@ -132,6 +133,15 @@ def make_pairs(num_pairs: int, max_clauses: int = 3, seed: int = 0,
     return pairs
 
 
+#: clause counts 1, 2, 3 drawn with these weights: mostly short sentences and a tail of long ones
+CLAUSE_WEIGHTS = (0.6, 0.3, 0.1)
+
+
+def toy_corpus_text(num_pairs: int = 10000, seed: int = 0) -> str:
+    """The named corpus ``toy`` of :class:`datamodules.ParallelCorpus`: TSV text, generated, no download."""
+    return "".join(f"{source}\t{target}\n" for source, target in make_pairs(num_pairs, 3, seed, CLAUSE_WEIGHTS))
+
+
 def write_tsv(path: Path, pairs: Sequence[tuple[str, str]]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,16 +152,20 @@ def write_tsv(path: Path, pairs: Sequence[tuple[str, str]]) -> Path:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.toy_language", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m datamodules.toy_language", description=__doc__.split("\n")[0])
     parser.add_argument("output", type=Path, help="TSV file to write (source TAB target per line)")
     parser.add_argument("--pairs", type=int, default=5000, help="number of distinct sentence pairs")
     parser.add_argument("--max-clauses", type=int, default=3, help="clauses per sentence: 1 to this")
+    parser.add_argument("--clause-weights", default=None,
+                        help="relative frequency of 1, 2, ... clauses, comma-separated (default: equal)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.pairs < 1 or args.max_clauses < 1:
-        print("error: --pairs and --max-clauses must be >= 1", file=sys.stderr)
+    weights = [float(w) for w in args.clause_weights.split(",")] if args.clause_weights else None
+    if args.pairs < 1 or args.max_clauses < 1 or (weights and (len(weights) != args.max_clauses or min(weights) < 0)):
+        print("error: --pairs and --max-clauses must be >= 1, --clause-weights one weight >= 0 per clause count",
+              file=sys.stderr)
         return 2
-    path = write_tsv(args.output, make_pairs(args.pairs, args.max_clauses, args.seed))
+    path = write_tsv(args.output, make_pairs(args.pairs, args.max_clauses, args.seed, weights))
     print(f"wrote {args.pairs} pairs to {path}")
     return 0
 
