@@ -221,6 +221,11 @@ class ParallelCorpus(DataModule):
         return self._tgt_vocab
 
     @property
+    def max_len(self) -> int:
+        """Longest sentence a model should decode, in tokens with ``<eos>``: the padded length ``num_steps``."""
+        return self.num_steps
+
+    @property
     def src_vocab_size(self) -> int:
         return len(self.src_vocab)
 

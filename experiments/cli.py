@@ -44,7 +44,7 @@ DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
                  ("in_features", "in_features"), ("num_outputs", "num_outputs"),
                  ("vocab_size", "vocab_size"), ("carry_state", "carry_state"),
                  ("src_vocab_size", "src_vocab_size"), ("tgt_vocab_size", "tgt_vocab_size"),
-                 ("num_steps", "num_steps"))
+                 ("max_len", "max_len"))
 
 
 class LitexpCLI(LightningCLI):

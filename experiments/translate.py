@@ -97,7 +97,7 @@ def translate(task: Seq2SeqTask, sentences: list[str], beam_size: Optional[int] 
         task.length_penalty = task.length_penalty if length_penalty is None else length_penalty
         task.network.eval()
         with torch.no_grad():
-            hypothesis = decode(task.network, src, torch.tensor([src.shape[1]]), max_len or task.num_steps,
+            hypothesis = decode(task.network, src, torch.tensor([src.shape[1]]), max_len or task.max_len,
                                 beam_size or task.beam_size, task.length_penalty)[0]
         shown = [token if token in ids else f"{token} (<unk>)" for token in tokens]
         results.append((shown, words(target_vocab, hypothesis.tokens), hypothesis))

@@ -375,7 +375,7 @@ class Seq2SeqTask(KeepsVocab, Task):
 
     monitor = "val/bleu"
     monitor_mode = "max"
-    data_attributes = ("src_vocab_size", "tgt_vocab_size", "num_steps")
+    data_attributes = ("src_vocab_size", "tgt_vocab_size", "max_len")
 
     def __init__(
         self,
@@ -383,7 +383,7 @@ class Seq2SeqTask(KeepsVocab, Task):
         network_args: Optional[dict[str, Any]] = None,
         src_vocab_size: PositiveInt = 32,
         tgt_vocab_size: PositiveInt = 32,
-        num_steps: PositiveInt = 9,
+        max_len: PositiveInt = 9,
         beam_size: PositiveInt = 1,
         length_penalty: NonNegativeFloat = 0.75,
         bleu_n_gram: PositiveInt = 2,
@@ -396,7 +396,8 @@ class Seq2SeqTask(KeepsVocab, Task):
             network_args: its arguments (embed_size, num_hiddens, num_layers, dropout, ...).
             src_vocab_size: source vocabulary size (linked from the data).
             tgt_vocab_size: target vocabulary size (linked from the data).
-            num_steps: longest decoded sentence, in tokens (linked from the data's ``num_steps``).
+            max_len: longest decoded sentence in tokens, ``<eos>`` included (linked from the data's ``max_len``,
+                its ``num_steps``).
             beam_size: 1 decodes greedily; more runs beam search at validation and test.
             length_penalty: beam search ranks finished sentences by log P / length ** length_penalty.
             bleu_n_gram: longest n-gram BLEU counts (the book uses 2).
@@ -404,7 +405,7 @@ class Seq2SeqTask(KeepsVocab, Task):
         """
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.num_steps = int(num_steps)
+        self.max_len = int(max_len)
         self.beam_size = int(beam_size)
         self.length_penalty = float(length_penalty)
         self._finish_init(build_network(network, kind="seq2seq", src_vocab_size=int(src_vocab_size),
@@ -423,7 +424,7 @@ class Seq2SeqTask(KeepsVocab, Task):
         was_training = self.network.training
         self.network.eval()
         try:
-            return decode(self.network, src, src_len, max_len or self.num_steps, beam_size or self.beam_size,
+            return decode(self.network, src, src_len, max_len or self.max_len, beam_size or self.beam_size,
                           self.length_penalty)
         finally:
             self.network.train(was_training)
