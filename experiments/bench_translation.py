@@ -1,10 +1,10 @@
 """Translation report: seq2seq, Bahdanau attention and Transformer on the toy language, BLEU by sentence length.
 
-Writes a toy parallel corpus (:mod:`experiments.toy_language`), trains each model with
+Trains each model on the generated toy corpus (:mod:`datamodules.toy_language`) with
 ``litexp fit --config experiments/configs/translation/toy_<model>.yaml --test`` and prints the
-test BLEU overall and per source-length bucket, with the training time per epoch:
+test BLEU overall and per source-length bucket, with the median training time per epoch:
 
-    python -m experiments.bench_translation [--pairs 3000] [--epochs N] [--models seq2seq,attention,transformer]
+    python -m experiments.bench_translation [--pairs 10000] [--epochs N] [--models seq2seq,attention,transformer]
 
 Long sentences are where a single context vector (plain seq2seq) falls behind attention.
 """
@@ -22,7 +22,7 @@ import torch
 import yaml
 from torchmetrics.text import BLEUScore
 
-from datamodules.toy_language import CLAUSE_WEIGHTS, make_pairs, write_tsv
+from datamodules.translation import TOY_PAIRS
 from experiments.cli import CONFIG_DIR
 from experiments.cli import main as litexp_main
 from lit_models import Seq2SeqTask, decoding
@@ -74,10 +74,9 @@ def evaluate_run(run_dir: Path, data_path: Optional[Path] = None) -> dict:
             "by_length": bleu_by_length(task, list(datamodule.test_dataloader()))}
 
 
-def train(model: str, data_path: Path, run_root: Path, extra: Sequence[str] = ()) -> Path:
-    code = litexp_main(["fit", "--config", str(TOY_CONFIGS[model]), "--data.path", str(data_path), "--test",
-                        "--run.root", str(run_root), "--run.name", model, "--trainer.enable_progress_bar", "false",
-                        *extra])
+def train(model: str, run_root: Path, extra: Sequence[str] = ()) -> Path:
+    code = litexp_main(["fit", "--config", str(TOY_CONFIGS[model]), "--test", "--run.root", str(run_root),
+                        "--run.name", model, "--trainer.enable_progress_bar", "false", *extra])
     if code != 0:
         raise RuntimeError(f"litexp fit failed for {model} (exit {code})")
     return max((run_root / model).iterdir())
@@ -85,23 +84,23 @@ def train(model: str, data_path: Path, run_root: Path, extra: Sequence[str] = ()
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench_translation", description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=3000)
+    parser.add_argument("--pairs", type=int, default=TOY_PAIRS, help="pairs of the toy corpus")
     parser.add_argument("--models", default="seq2seq,attention,transformer")
     parser.add_argument("--epochs", type=int, default=None, help="override each config's max_epochs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the toy corpus")
+    parser.add_argument("--accelerator", default="auto", help="Trainer accelerator (cpu, gpu, auto)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in TOY_CONFIGS]
     if unknown:
         print(f"error: unknown model {', '.join(unknown)}; choose from {', '.join(TOY_CONFIGS)}", file=sys.stderr)
         return 2
-    extra = ["--trainer.max_epochs", str(args.epochs)] if args.epochs else []
+    extra = ["--data.max_pairs", str(args.pairs), "--trainer.accelerator", args.accelerator]
+    extra += ["--trainer.max_epochs", str(args.epochs)] if args.epochs else []
     with tempfile.TemporaryDirectory() as folder:
-        data_path = write_tsv(Path(folder) / "toy.tsv", make_pairs(args.pairs, 3, args.seed, CLAUSE_WEIGHTS))
-        results = {model: evaluate_run(train(model, data_path, Path(folder) / "runs", extra), data_path)
-                   for model in models}
+        results = {model: evaluate_run(train(model, Path(folder) / "runs", extra)) for model in models}
     buckets = list(next(iter(results.values()))["by_length"])
-    print("\n| model | epochs | s/epoch | " + " | ".join(f"BLEU {b}" for b in buckets) + " |")
+    print(f"\ntoy corpus: {args.pairs} pairs; test BLEU (sentences) by source length in tokens with <eos>")
+    print("| model | epochs | s/epoch | " + " | ".join(f"BLEU {b}" for b in buckets) + " |")
     print("|---|---:|---:|" + "---:|" * len(buckets))
     for model, result in results.items():
         times = sorted(result["epoch_times_s"])
