@@ -230,7 +230,8 @@ def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, f
 
 
 # -- the example spaces ----------------------------------------------------------------------------
-EXAMPLES = {"mlp": "fashion_mnist/mlp.yaml", "lenet": "fashion_mnist/lenet.yaml", "resnet": "cifar10/lenet_modern.yaml"}
+EXAMPLES = {"mlp": "fashion_mnist/mlp.yaml", "lenet": "fashion_mnist/lenet.yaml", "resnet": "cifar10/lenet_modern.yaml",
+            "translation": "translation/toy_attention.yaml"}
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
