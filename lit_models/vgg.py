@@ -13,17 +13,22 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lit_models.layers import dropout_dense_head, he_initialised, output_features
+from lit_models.layers import conv_bn_act, dropout_dense_head, he_initialised, output_features
 from lit_models.registry import register_network
 
 VGG11_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 NARROW_RATIO = 4  # the book's small VGG: channels // 4, "sufficient for training on Fashion-MNIST"
 
 
-def vgg_block(num_convs: int, in_channels: int, out_channels: int, pool: bool) -> nn.Sequential:
+def vgg_block(num_convs: int, in_channels: int, out_channels: int, pool: bool,
+              batch_norm: bool = False) -> nn.Sequential:
+    """``num_convs`` 3x3 convs with ReLU (conv-BN-ReLU with ``batch_norm``, as torchvision's ``vgg11_bn``)."""
     layers: list[nn.Module] = []
     for _ in range(num_convs):
-        layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+        if batch_norm:
+            layers.append(conv_bn_act(in_channels, out_channels, 3, padding=1))
+        else:
+            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
         in_channels = out_channels
     if pool:
         layers.append(nn.MaxPool2d(2))
@@ -32,13 +37,13 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int, pool: bool) -
 
 class VGG(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, image_size: int,
-                 conv_arch: Sequence[Sequence[int]], hidden: int, dropout: float) -> None:
+                 conv_arch: Sequence[Sequence[int]], hidden: int, dropout: float, batch_norm: bool = False) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         channels, side = in_channels, image_size
         for num_convs, out_channels in conv_arch:
             pool = side >= 2
-            blocks.append(vgg_block(int(num_convs), channels, int(out_channels), pool))
+            blocks.append(vgg_block(int(num_convs), channels, int(out_channels), pool, batch_norm))
             channels, side = int(out_channels), side // 2 if pool else side
         self.features = nn.Sequential(*blocks)
         width = output_features(self.features, (in_channels, image_size, image_size))  # 512*7*7 at 224 px
@@ -60,14 +65,15 @@ def _check_arch(conv_arch: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
 
 @register_network("vgg11")
 def vgg11(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
-          dropout: float = 0.5) -> VGG:
-    """VGG-11 (configuration A of Simonyan & Zisserman), as the book builds it."""
-    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(VGG11_ARCH), hidden, dropout))
+          dropout: float = 0.5, batch_norm: bool = False) -> VGG:
+    """VGG-11 (configuration A of Simonyan & Zisserman), as the book builds it; ``batch_norm`` adds BN."""
+    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(VGG11_ARCH), hidden, dropout,
+                              batch_norm))
 
 
 @register_network("vgg11_narrow")
 def vgg11_narrow(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
-                 dropout: float = 0.5) -> VGG:
+                 dropout: float = 0.5, batch_norm: bool = False) -> VGG:
     """The book's narrow VGG-11: every channel count divided by 4 (what d2l trains on Fashion-MNIST)."""
     arch = tuple((num_convs, channels // NARROW_RATIO) for num_convs, channels in VGG11_ARCH)
-    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(arch), hidden, dropout))
+    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(arch), hidden, dropout, batch_norm))

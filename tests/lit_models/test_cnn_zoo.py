@@ -68,6 +68,10 @@ def test_vgg11_is_its_table_and_the_narrow_variant_divides_channels_by_4():
 
     assert conv_channels(build_network("vgg11")) == [64, 128, 256, 256, 512, 512, 512, 512]
     assert conv_channels(build_network("vgg11_narrow")) == [16, 32, 64, 64, 128, 128, 128, 128]
+    with_bn = build_network("vgg11_narrow", image_size=28, batch_norm=True)
+    assert conv_channels(with_bn) == [16, 32, 64, 64, 128, 128, 128, 128]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.modules()) == 8
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_network("vgg11_narrow").modules())
 
 
 def test_nin_has_no_dense_layer():
