@@ -157,10 +157,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--pairs", type=int, default=5000, help="number of distinct sentence pairs")
     parser.add_argument("--max-clauses", type=int, default=3, help="clauses per sentence: 1 to this")
     parser.add_argument("--clause-weights", default=None,
-                        help="relative frequency of 1, 2, ... clauses, comma-separated (default: equal)")
+                        help="relative frequency of 1, 2, ... clauses, comma-separated (default: 0.6,0.3,0.1 for 3 "
+                             "clauses, as the named corpus toy; else equal)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     weights = [float(w) for w in args.clause_weights.split(",")] if args.clause_weights else None
+    if weights is None and args.max_clauses == len(CLAUSE_WEIGHTS):
+        weights = list(CLAUSE_WEIGHTS)
     if args.pairs < 1 or args.max_clauses < 1 or (weights and (len(weights) != args.max_clauses or min(weights) < 0)):
         print("error: --pairs and --max-clauses must be >= 1, --clause-weights one weight >= 0 per clause count",
               file=sys.stderr)

@@ -28,7 +28,6 @@ from datamodules.base import DataModule
 from datamodules.corpora import named_corpus_files, read_text
 from datamodules.splits import holdout_split, kfold_split, split_fingerprint
 from datamodules.text import Tokenizer, Vocab
-from datamodules.toy_language import toy_corpus_text
 from datamodules.vision import default_data_dir
 from lit_models.errors import LitexpError
 
@@ -249,6 +248,9 @@ class ParallelCorpus(DataModule):
         if self.path:
             return read_text([Path(self.path).expanduser()])
         if self.corpus == "toy":
+            # imported here, so that `python -m datamodules.toy_language` does not import itself twice
+            from datamodules.toy_language import toy_corpus_text
+
             return toy_corpus_text(self.max_pairs or TOY_PAIRS)
         train_files, _ = named_corpus_files(self.corpus, self.data_dir, self.download)
         return read_text(train_files)
