@@ -77,3 +77,13 @@ def vgg11_narrow(in_channels: int = 1, num_classes: int = 10, image_size: int = 
     """The book's narrow VGG-11: every channel count divided by 4 (what d2l trains on Fashion-MNIST)."""
     arch = tuple((num_convs, channels // NARROW_RATIO) for num_convs, channels in VGG11_ARCH)
     return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(arch), hidden, dropout, batch_norm))
+
+
+@register_network("vgg")
+def vgg(in_channels: int = 1, num_classes: int = 10, image_size: int = 224,
+        conv_arch: Sequence[Sequence[int]] = VGG11_ARCH, hidden: int = 4096, dropout: float = 0.5,
+        batch_norm: bool = False) -> VGG:
+    """Any VGG from its table: ``conv_arch`` lists (num_convs, channels) per block, e.g. from YAML
+    ``conv_arch: [[1, 32], [1, 64], [2, 128]]``. The default table is VGG-11."""
+    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(conv_arch), hidden, dropout,
+                              batch_norm))

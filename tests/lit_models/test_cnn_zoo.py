@@ -15,7 +15,7 @@ from lit_models import LitexpError, build_network, list_networks
 from lit_models.googlenet import Inception
 from lit_models.resnet import Residual
 
-ZOO = ("alexnet", "vgg11", "vgg11_narrow", "nin", "googlenet", "resnet18", "resnet34", "resnet50", "densenet")
+ZOO = ("alexnet", "vgg", "vgg11", "vgg11_narrow", "nin", "googlenet", "resnet18", "resnet34", "resnet50", "densenet")
 
 
 def parameters(network: nn.Module) -> int:
@@ -72,6 +72,20 @@ def test_vgg11_is_its_table_and_the_narrow_variant_divides_channels_by_4():
     assert conv_channels(with_bn) == [16, 32, 64, 64, 128, 128, 128, 128]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.modules()) == 8
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_network("vgg11_narrow").modules())
+
+
+def test_vgg_takes_its_architecture_as_data():
+    def conv_channels(network):
+        return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
+
+    assert conv_channels(build_network("vgg")) == conv_channels(build_network("vgg11"))
+    vgg8 = build_network("vgg", image_size=28, conv_arch=[[1, 8], [2, 16], [1, 32]], hidden=64)
+    assert conv_channels(vgg8) == [8, 16, 16, 32]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in vgg8.modules()) == 3
+    assert vgg8.forward_features(torch.zeros(2, 1, 28, 28)).shape == (2, 32, 3, 3)
+    for bad in ([], [[1]], [[0, 8]], [[1, -4]]):
+        with pytest.raises(LitexpError, match="conv_arch"):
+            build_network("vgg", image_size=28, conv_arch=bad)
 
 
 def test_nin_has_no_dense_layer():
