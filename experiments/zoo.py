@@ -42,7 +42,7 @@ ENTRIES = (
     ZooEntry("lenet", "LeNet (28 px)", f"{FASHION}/lenet.yaml", (0.831, 0.789)),
     ZooEntry("bn_lenet", "BN-LeNet (28 px, ReLU, max pool)", f"{FASHION}/lenet_modern.yaml", (0.897, 0.836)),
     ZooEntry("alexnet", "AlexNet small (28 px)", f"{FASHION}/alexnet.yaml", (0.880, 0.882)),
-    ZooEntry("vgg", "VGG-11 narrow, BN (28 px)", f"{FASHION}/vgg.yaml", (0.931, 0.922)),
+    ZooEntry("vgg", "VGG-11 half width, BN (28 px)", f"{FASHION}/vgg.yaml", (0.931, 0.922)),
     ZooEntry("nin", "NiN small (28 px)", f"{FASHION}/nin.yaml", (0.795, 0.785)),
     ZooEntry("googlenet", "GoogLeNet small (28 px)", f"{FASHION}/googlenet.yaml", (0.913, 0.883)),
     ZooEntry("resnet18", "ResNet-18 small (28 px)", f"{FASHION}/resnet18.yaml", (0.997, 0.918)),

@@ -164,6 +164,7 @@ def decode(network: nn.Module, src: torch.Tensor, src_len: torch.Tensor, max_len
             for i in range(src.shape[0])]
 
 
+@torch.no_grad()
 def sequence_log_prob(network: nn.Module, src: torch.Tensor, src_len: torch.Tensor, tokens: Sequence[int]) -> float:
     """log P(tokens | src) of one sentence under the network, token by token (tokens may end in ``<eos>``)."""
     state = network.encode(src, src_len)
