@@ -57,26 +57,18 @@ class VGG(nn.Module):
 
 
 def _check_arch(conv_arch: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    rows = [tuple(int(v) for v in row) for row in conv_arch]
-    if not rows or any(len(row) != 2 or min(row) < 1 for row in rows):
-        raise ValueError(f"conv_arch must be a list of (num_convs, channels) pairs of positive ints, got {conv_arch}")
+    """The table as (num_convs, channels) pairs of positive ints; anything else is an error, not truncated."""
+    message = f"conv_arch must be a list of (num_convs, channels) pairs of positive ints, got {conv_arch}"
+    try:
+        rows = [tuple(row) for row in conv_arch]
+    except TypeError as error:
+        raise ValueError(message) from error
+    for row in rows:
+        if len(row) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in row):
+            raise ValueError(message)
+    if not rows:
+        raise ValueError(message)
     return rows
-
-
-@register_network("vgg11")
-def vgg11(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
-          dropout: float = 0.5, batch_norm: bool = False) -> VGG:
-    """VGG-11 (configuration A of Simonyan & Zisserman), as the book builds it; ``batch_norm`` adds BN."""
-    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(VGG11_ARCH), hidden, dropout,
-                              batch_norm))
-
-
-@register_network("vgg11_narrow")
-def vgg11_narrow(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
-                 dropout: float = 0.5, batch_norm: bool = False) -> VGG:
-    """The book's narrow VGG-11: every channel count divided by 4 (what d2l trains on Fashion-MNIST)."""
-    arch = tuple((num_convs, channels // NARROW_RATIO) for num_convs, channels in VGG11_ARCH)
-    return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(arch), hidden, dropout, batch_norm))
 
 
 @register_network("vgg")
@@ -84,6 +76,21 @@ def vgg(in_channels: int = 1, num_classes: int = 10, image_size: int = 224,
         conv_arch: Sequence[Sequence[int]] = VGG11_ARCH, hidden: int = 4096, dropout: float = 0.5,
         batch_norm: bool = False) -> VGG:
     """Any VGG from its table: ``conv_arch`` lists (num_convs, channels) per block, e.g. from YAML
-    ``conv_arch: [[1, 32], [1, 64], [2, 128]]``. The default table is VGG-11."""
+    ``conv_arch: [[1, 32], [1, 64], [2, 128]]``. The default table is VGG-11; ``batch_norm`` adds BN."""
     return he_initialised(VGG(in_channels, num_classes, image_size, _check_arch(conv_arch), hidden, dropout,
                               batch_norm))
+
+
+@register_network("vgg11")
+def vgg11(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
+          dropout: float = 0.5, batch_norm: bool = False) -> VGG:
+    """VGG-11 (configuration A of Simonyan & Zisserman), as the book builds it."""
+    return vgg(in_channels, num_classes, image_size, VGG11_ARCH, hidden, dropout, batch_norm)
+
+
+@register_network("vgg11_narrow")
+def vgg11_narrow(in_channels: int = 1, num_classes: int = 10, image_size: int = 224, hidden: int = 4096,
+                 dropout: float = 0.5, batch_norm: bool = False) -> VGG:
+    """The book's narrow VGG-11: every channel count divided by 4 (what d2l trains on Fashion-MNIST)."""
+    arch = tuple((num_convs, channels // NARROW_RATIO) for num_convs, channels in VGG11_ARCH)
+    return vgg(in_channels, num_classes, image_size, arch, hidden, dropout, batch_norm)

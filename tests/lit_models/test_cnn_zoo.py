@@ -22,6 +22,10 @@ def parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters())
 
 
+def conv_channels(network: nn.Module) -> list[int]:
+    return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
+
+
 def first_conv(network: nn.Module) -> nn.Conv2d:
     return next(m for m in network.modules() if isinstance(m, nn.Conv2d))
 
@@ -63,9 +67,6 @@ def test_small_images_get_a_3x3_stride_1_stem(name):
 
 
 def test_vgg11_is_its_table_and_the_narrow_variant_divides_channels_by_4():
-    def conv_channels(network):
-        return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
-
     assert conv_channels(build_network("vgg11")) == [64, 128, 256, 256, 512, 512, 512, 512]
     assert conv_channels(build_network("vgg11_narrow")) == [16, 32, 64, 64, 128, 128, 128, 128]
     with_bn = build_network("vgg11_narrow", image_size=28, batch_norm=True)
@@ -75,15 +76,12 @@ def test_vgg11_is_its_table_and_the_narrow_variant_divides_channels_by_4():
 
 
 def test_vgg_takes_its_architecture_as_data():
-    def conv_channels(network):
-        return [m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d)]
-
     assert conv_channels(build_network("vgg")) == conv_channels(build_network("vgg11"))
     vgg8 = build_network("vgg", image_size=28, conv_arch=[[1, 8], [2, 16], [1, 32]], hidden=64)
     assert conv_channels(vgg8) == [8, 16, 16, 32]
     assert sum(isinstance(m, nn.MaxPool2d) for m in vgg8.modules()) == 3
     assert vgg8.forward_features(torch.zeros(2, 1, 28, 28)).shape == (2, 32, 3, 3)
-    for bad in ([], [[1]], [[0, 8]], [[1, -4]]):
+    for bad in ([], 5, [[1]], [[0, 8]], [[1, -4]], [[1, 8.5]], [["1", 8]], [[True, 8]]):
         with pytest.raises(LitexpError, match="conv_arch"):
             build_network("vgg", image_size=28, conv_arch=bad)
 
