@@ -18,7 +18,7 @@ from jsonargparse.typing import PositiveInt
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.splits import check_split_settings, holdout_split, kfold_split, split_fingerprint
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 
 class TensorBatches(Dataset):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.vision import DOWNLOAD_TIMEOUT_S
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from datamodules.base import DataModule
 from datamodules.text import Punctuation, Tokenizer, Vocab, load_corpus
 from datamodules.vision import default_data_dir
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 
 def subsample(ids: np.ndarray, freqs: np.ndarray, threshold: float, rng: np.random.Generator) -> np.ndarray:

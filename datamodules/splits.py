@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 
 def check_split_settings(val_fraction: float, num_folds: int | None, fold: int) -> None:

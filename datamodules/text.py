@@ -30,7 +30,7 @@ from datamodules.base import DataModule, ShardedBatchSampler
 from datamodules.corpora import TEXT_CORPORA, named_corpus_files, read_text
 from datamodules.splits import split_fingerprint
 from datamodules.vision import default_data_dir
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 RESERVED_TOKENS = ("<unk>", "<pad>", "<bos>", "<eos>")
 Level = Literal["char", "word"]

@@ -29,7 +29,7 @@ from datamodules.corpora import named_corpus_files, read_text
 from datamodules.splits import holdout_split, kfold_split, split_fingerprint
 from datamodules.text import Tokenizer, Vocab
 from datamodules.vision import default_data_dir
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 #: named corpora (in ``datamodules.corpora.CORPORA``) that hold sentence pairs
 TRANSLATION_CORPORA = ("fra-eng", "toy")

@@ -24,7 +24,7 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import nn
 
 from datamodules.base import DataModule
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 DOWNLOAD_TIMEOUT_S = 30.0

@@ -26,7 +26,7 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 FIELDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
 # keys litexp tune sets itself for every run (the folds, the run directory, W&B names)

@@ -24,7 +24,7 @@ from typing import Optional
 
 from experiments.cli import CONFIG_DIR
 from experiments.cli import main as litexp_main
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
 

@@ -22,7 +22,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 TORCHVISION_PREFIX = "torchvision:"
 TORCHVISION_HEADS = ("fc.", "classifier.", "heads.", "head.")  # torchvision's classifier names

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 
 KINDS = ("image_classifier", "regressor", "language_model", "word_embedding", "seq2seq")
 

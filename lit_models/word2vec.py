@@ -17,7 +17,7 @@ from jsonargparse.typing import PositiveInt
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lit_models.errors import LitexpError
+from litexp.errors import LitexpError
 from lit_models.registry import build_network, register_network
 from lit_models.tasks import STAGES, KeepsVocab, Task
 

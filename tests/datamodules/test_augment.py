@@ -9,7 +9,7 @@ import torch
 
 from datamodules import CIFAR10, FashionMNIST
 from experiments.cli import CONFIG_DIR, main
-from lit_models import LitexpError
+from litexp.errors import LitexpError
 
 
 def identical_batch(channels: int = 1, side: int = 28, size: int = 16) -> torch.Tensor:

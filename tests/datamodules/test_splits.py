@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datamodules.splits import holdout_split, kfold_split, split_fingerprint
-from lit_models import LitexpError
+from litexp.errors import LitexpError
 
 LABELS = np.repeat(np.arange(5), [40, 30, 20, 20, 10])  # imbalanced classes, 120 samples
 

@@ -10,7 +10,7 @@ import torch
 
 from datamodules import corpora
 from datamodules.text import TextCorpus, Tokenizer, Vocab, WindowSampler, block_split
-from lit_models import LitexpError
+from litexp.errors import LitexpError
 from tests.fake_data import english_like_text
 
 

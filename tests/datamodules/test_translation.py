@@ -13,7 +13,7 @@ import torch
 from datamodules import ParallelCorpus, corpora
 from datamodules.text import Vocab
 from datamodules.translation import ids_to_tokens, normalize, parse_pairs, tokenize
-from lit_models import LitexpError
+from litexp.errors import LitexpError
 from tests.fake_data import fra_eng_lines, write_fra_eng_zip
 
 RESERVED = ["<unk>", "<pad>", "<bos>", "<eos>"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datamodules import CIFAR10, CIFAR100, MNIST, FashionMNIST, vision
-from lit_models import LitexpError
+from litexp.errors import LitexpError
 from tests.fake_data import md5, write_idx_dataset
 
 
