@@ -4,6 +4,6 @@
 raise it without importing the model package (and its networks), and the reverse.
 """
 
-from litexp.errors import LitexpError
+from litexp.errors import DivergedError, LitexpError
 
-__all__ = ["LitexpError"]
+__all__ = ["DivergedError", "LitexpError"]

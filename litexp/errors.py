@@ -7,3 +7,7 @@ keeps its traceback.
 
 class LitexpError(Exception):
     """A user-facing error: the message says what is wrong and what to do."""
+
+
+class DivergedError(LitexpError):
+    """Training produced a non-finite loss (NaN or inf): the run stops and says at which step."""
