@@ -5,8 +5,8 @@ Each model is trained by ``litexp fit --config <its config> --test`` in this pro
 ``zoo.json`` next to the report and merged run by run, so the table can be filled a few models
 at a time (CPU time is scarce; the book-faithful 224/96 px rows want a GPU):
 
-    litexp zoo --models lenet,bn_lenet,nin --epochs 10 --max-minutes 20
-    litexp zoo --render-only          # rewrite zoo.md and zoo.png from zoo.json
+    litexp zoo --models lenet,bn_lenet,nin --epochs 10 --max-minutes 20   # writes ./reports/zoo.*
+    litexp zoo --render-only --report-dir experiments/reports   # rewrite the repository's table from zoo.json
 
 Images/s counts training images over the whole epoch time (training and validation passes).
 """
@@ -25,8 +25,6 @@ from typing import Optional
 from experiments.cli import CONFIG_DIR
 from experiments.cli import main as litexp_main
 from litexp.errors import LitexpError
-
-REPORT_DIR = Path(__file__).resolve().parent / "reports"
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="override max_epochs (default: the config's)")
     parser.add_argument("--max-minutes", type=int, default=None, help="stop each model's training after this long")
     parser.add_argument("--accelerator", default="auto", help="Trainer accelerator (cpu, gpu, auto)")
-    parser.add_argument("--report-dir", type=Path, default=REPORT_DIR, help="where zoo.json/md/png live")
+    parser.add_argument("--report-dir", type=Path, default=Path("reports"),
+                        help="where zoo.json/md/png live (default: ./reports; this repository's table: "
+                             "experiments/reports)")
     parser.add_argument("--render-only", action="store_true", help="only rewrite zoo.md and zoo.png from zoo.json")
     parser.add_argument("extra", nargs="*", help="more litexp fit options for every model (after --)")
     return parser.parse_args(argv)

@@ -20,11 +20,11 @@ from torchmetrics.text import BLEUScore, Perplexity
 
 from lit_models import decoding
 from lit_models.decoding import EOS, UNK, decode, masked_cross_entropy, teacher_forcing_inputs
-from litexp.errors import LitexpError
 from lit_models.finetune import backbone_parameters, load_pretrained
 from lit_models.init import init_weights
 from lit_models.optim import build_optimizer, build_scheduler, parameter_groups
 from lit_models.registry import build_network
+from litexp.errors import LitexpError
 
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 SchedulerName = Optional[Literal["step", "cosine", "one_cycle"]]

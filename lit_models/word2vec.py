@@ -17,9 +17,9 @@ from jsonargparse.typing import PositiveInt
 from torch import nn
 from torchmetrics import MeanMetric
 
-from litexp.errors import LitexpError
 from lit_models.registry import build_network, register_network
 from lit_models.tasks import STAGES, KeepsVocab, Task
+from litexp.errors import LitexpError
 
 
 class SkipGram(nn.Module):
