@@ -72,7 +72,7 @@ def train_perceptron(
     weights, bias = np.zeros(inputs.shape[1]), 0.0
     for _ in range(max_epochs):
         mistakes = 0
-        for x, target in zip(inputs, targets):
+        for x, target in zip(inputs, targets, strict=True):
             error = target - perceptron(x, weights, bias)  # -1, 0 or +1
             if error != 0:
                 weights = weights + learning_rate * error * x
