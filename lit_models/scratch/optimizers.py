@@ -52,28 +52,24 @@ class Momentum(Optimizer):
             (velocity,) = self._state(key, params[key], "velocity")
             velocity *= self.momentum
             velocity += grad
-            params[key] -= self.lr * velocity
+            params[key] -= self.lr * self._direction(grad, velocity)
+
+    def _direction(self, grad: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        """What the parameters move against, scaled by ``lr``: here the velocity itself."""
+        return velocity
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """``v = momentum * v + g; p -= lr * (g + momentum * v)``;
     ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=True)``.
 
     The step looks ahead: it applies the gradient plus the momentum the next step will carry. The book writes
     ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``, which weighs the old
-    velocity by ``momentum**3`` where PyTorch's rule (and Sutskever et al.'s) weighs it by ``momentum**2``.
+    velocity by ``momentum**3`` where PyTorch's rule weighs it by ``momentum**2``.
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
-        self.momentum = momentum
-
-    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        for key, grad in grads.items():
-            (velocity,) = self._state(key, params[key], "velocity")
-            velocity *= self.momentum
-            velocity += grad
-            params[key] -= self.lr * (grad + self.momentum * velocity)
+    def _direction(self, grad: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        return grad + self.momentum * velocity
 
 
 class AdaGrad(Optimizer):
