@@ -515,8 +515,11 @@ class OptunaLogFormat(logging.Formatter):
 
 
 def not_an_interrupt(record: logging.LogRecord) -> bool:
-    """The interrupted trial is reported by the one line ``main`` prints, not by Optuna's failure log."""
-    return not (record.exc_info and isinstance(record.exc_info[1], Interrupted))
+    """The interrupted trial is reported by the one line ``main`` prints, not by Optuna's failure log
+    (nor by the second line Optuna logs for every failed trial: "failed with value None")."""
+    if record.exc_info and isinstance(record.exc_info[1], Interrupted):
+        return False
+    return not record.getMessage().endswith("failed with value None.")
 
 
 def quiet_logging() -> None:
@@ -528,7 +531,8 @@ def quiet_logging() -> None:
         handler.setFormatter(OptunaLogFormat())
         handler.addFilter(not_an_interrupt)
         optuna_logger.addHandler(handler)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banner per fold
+    for name in ("lightning.pytorch", "lightning.fabric"):  # no banner or "Seed set" per fold
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
 
