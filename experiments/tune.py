@@ -514,6 +514,18 @@ class OptunaLogFormat(logging.Formatter):
         return message
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (a handler made once outlives redirections)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def not_an_interrupt(record: logging.LogRecord) -> bool:
     """The interrupted trial is reported by the one line ``main`` prints, not by Optuna's failure log
     (nor by the second line Optuna logs for every failed trial: "failed with value None")."""
@@ -527,7 +539,7 @@ def quiet_logging() -> None:
     optuna_logger = logging.getLogger("optuna")
     if not any(isinstance(handler.formatter, OptunaLogFormat) for handler in optuna_logger.handlers):
         optuna.logging.disable_default_handler()
-        handler = logging.StreamHandler()
+        handler = CurrentStderr()
         handler.setFormatter(OptunaLogFormat())
         handler.addFilter(not_an_interrupt)
         optuna_logger.addHandler(handler)
