@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,6 +37,13 @@ def without_password(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
+def record_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Heartbeat failures: a finished trial's attributes are frozen, so the reason goes on the study."""
+    worker = trial.user_attrs.get("worker", {})
+    study.set_user_attr(f"trial{trial.number}_fail_reason", f"no heartbeat from worker {worker.get('host')}:"
+                                                            f"{worker.get('pid')} for the grace period: it died")
+
+
 def is_server_database(url: str) -> bool:
     """A database server (PostgreSQL, MySQL): workers on many hosts, only heartbeats can tell who died."""
     return "://" in url and not url.startswith("sqlite")
@@ -49,11 +57,18 @@ def open_storage(url: Optional[str], study_dir: Path, heartbeat_s: float = HEART
         url = default_storage(study_dir)
     if "://" in url:
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=max(1, round(heartbeat_s)),
-                                              grace_period=max(1, round(grace_s)))
-        except Exception as error:
-            raise LitexpError(f"cannot open storage {without_password(url)}: {str(error).splitlines()[0]}") from None
+        for attempt in range(3):  # workers started together race to create the tables: the loser retries
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat_s),
+                                                  grace_period=int(grace_s), failed_trial_callback=record_stale_trial)
+            except ImportError as error:  # the database driver
+                raise LitexpError(f"cannot open storage {without_password(url)}: {error}; for PostgreSQL "
+                                  "install the driver with pip install 'litexp[postgres]'") from None
+            except Exception as error:
+                if attempt == 2:
+                    raise LitexpError(f"cannot open storage {without_password(url)}: "
+                                      f"{str(error).splitlines()[0]}") from None
+                time.sleep(1 + attempt)
     from optuna.storages.journal import JournalFileBackend
 
     Path(url).parent.mkdir(parents=True, exist_ok=True)
