@@ -60,7 +60,8 @@ def open_storage(url: Optional[str], study_dir: Path, heartbeat_s: float = HEART
         for attempt in range(3):  # workers started together race to create the tables: the loser retries
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat_s),
-                                                  grace_period=int(grace_s), failed_trial_callback=record_stale_trial)
+                                                  grace_period=int(grace_s),
+                                                  heartbeat_stale_trial_callback=record_stale_trial)
             except ImportError as error:  # the database driver
                 raise LitexpError(f"cannot open storage {without_password(url)}: {error}; for PostgreSQL "
                                   "install the driver with pip install 'litexp[postgres]'") from None

@@ -19,18 +19,14 @@ refits, and exits 130 (143); a second one exits at once.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
-import logging
 import math
 import os
 import signal
 import socket
 import sys
-import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,10 +36,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
-from datamodules import DataModule
-from experiments.cli import RUN_DIR_ENV, LitexpCLI, _user_error, summarize_parse_error
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
 from experiments.study_report import compute_facts, trial_counts, write_plots, write_report
+from experiments.study_runs import build_cli, check_single_device, make_checker, test_split_locked
+from experiments.study_signals import Interrupted, StopCheck, StopOnSignal, quiet_logging
 from experiments.study_store import (
     GRACE_S,
     HEARTBEAT_S,
@@ -99,129 +95,6 @@ def option_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grace-period", type=int, default=int(GRACE_S),
                         help="RDB storages: a running trial silent this many seconds is failed (its worker died)")
     return parser
-
-
-# -- building runs ---------------------------------------------------------------------------------
-class BuildOnlyCLI(LitexpCLI):
-    """``litexp fit`` arguments -> model, datamodule and trainer (seeded as fit seeds them), not run."""
-
-    def _run_subcommand(self, subcommand: str) -> None:
-        pass
-
-
-def build_cli(configs: list[str], args: list[str]) -> LitexpCLI:
-    """One ``litexp fit`` run, built but not started (model, datamodule, trainer)."""
-    argv = ["fit", *[item for config in configs for item in ("--config", config)], *args]
-    try:
-        return BuildOnlyCLI(argv)
-    except argparse.ArgumentError as error:
-        raise LitexpError(summarize_parse_error(str(error), "fit")) from None
-    finally:
-        os.environ.pop(RUN_DIR_ENV, None)  # each fold gets its own run directory
-
-
-class ParseOnlyCLI(BuildOnlyCLI):
-    """Parses and builds the model and data classes, reads no data, builds no trainer."""
-
-    def instantiate_classes(self) -> None:
-        self.config_init = self.parser.instantiate_classes(self.config)
-        self.model = self._get(self.config_init, "model")
-        self.datamodule = self._get(self.config_init, "data")
-
-
-def make_checker(configs: list[str], base_args: list[str]):
-    """``check(args)``: parse and build with these extra args, one-line LitexpError when refused."""
-    try:
-        first = ParseOnlyCLI(["fit", *[i for c in configs for i in ("--config", c)], *base_args])
-    except argparse.ArgumentError as error:
-        raise LitexpError(summarize_parse_error(str(error), "fit")) from None
-    except Exception as error:
-        raise LitexpError(str(_user_error(error) or f"{type(error).__name__}: {error}")) from None
-
-    def check(args: list[str]) -> None:
-        argv = ["fit", *[i for c in configs for i in ("--config", c)], *base_args, *args]
-        try:
-            first.parser.instantiate_classes(first.parser.parse_args(argv))
-        except argparse.ArgumentError as error:
-            raise LitexpError(summarize_parse_error(str(error), "fit")) from None
-        except Exception as error:
-            user_error = _user_error(error)
-            raise LitexpError(str(user_error or f"{type(error).__name__}: {error}")) from None
-
-    return first, check
-
-
-@contextlib.contextmanager
-def test_split_locked():
-    """While searching, ``setup("test"|"predict")`` of every DataModule raises."""
-    DataModule.test_split_locked = True
-    try:
-        yield
-    finally:
-        DataModule.test_split_locked = False
-
-
-# -- signals ----------------------------------------------------------------------------------------
-class Interrupted(Exception):
-    """A SIGINT or SIGTERM asked the study to stop; ``trial`` is the trial it stopped (None: between trials)."""
-
-    def __init__(self, signum: int, trial: Optional[int] = None, refit: bool = False) -> None:
-        self.signum, self.trial, self.refit = signum, trial, refit
-        if refit:
-            what = "the refit stopped before the test split was evaluated; rerun the same command to refit"
-        elif trial is None:
-            what = "no trial was running; rerun the same command to continue"
-        else:
-            what = f"trial {trial} will be redone; rerun the same command to continue"
-        super().__init__(what)
-
-
-class StopOnSignal:
-    """The first SIGINT/SIGTERM sets ``signum`` (the study stops at its next check); a second exits at once.
-
-    Nothing is raised from the handler itself: an exception raised at an arbitrary point (inside
-    SQLAlchemy, a weakref callback, Lightning's own KeyboardInterrupt handling) is swallowed or
-    turns into ``exit(1)`` with the trial left RUNNING.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self.event = threading.Event()  # wakes a worker waiting for others' trials
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def handle(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            os.write(2, b"litexp: interrupted again: stopped at once; a rerun marks the running trial failed\n")
-            os._exit(128 + signum)
-        self.signum = signum
-        self.event.set()
-
-    def check(self, trial: Optional[int] = None, refit: bool = False) -> None:
-        if self.signum is not None:
-            raise Interrupted(self.signum, trial, refit)
-
-
-class StopCheck(Callback):
-    """Ends a fit, validation or test at its next batch once a stop was asked for."""
-
-    def __init__(self, stop: StopOnSignal, trial: Optional[int] = None, refit: bool = False) -> None:
-        self.stop, self.trial, self.refit = stop, trial, refit
-
-    def _check(self, *args, **kwargs) -> None:
-        self.stop.check(self.trial, self.refit)
-
-    on_fit_start = on_train_batch_start = on_validation_batch_start = on_test_batch_start = _check
 
 
 def fit_or_stop(trainer, stop: StopOnSignal, trial: Optional[int], refit: bool, run) -> Any:
@@ -408,16 +281,6 @@ def study_defaults(options) -> None:
                           f"{options.heartbeat_interval} and {options.grace_period}")
 
 
-def check_single_device(parsed) -> None:
-    trainer = parsed["fit"]["trainer"]
-    devices, strategy = trainer.get("devices"), str(trainer.get("strategy") or "auto")
-    several = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list) and len(devices) > 1) \
-        or (isinstance(devices, str) and devices not in ("1", "auto")) or (trainer.get("num_nodes") or 1) > 1
-    if several or "ddp" in strategy:
-        raise LitexpError("litexp tune trains each trial on one device; to use several devices start several "
-                          "workers with the same --storage and --study-name (one device each)")
-
-
 def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
     study_defaults(options)
     wall_start = time.perf_counter()
@@ -503,52 +366,6 @@ def write_final_report(options, study, study_dir, base_args, metric, counts, wal
 
 
 # -- the command -----------------------------------------------------------------------------------
-class OptunaLogFormat(logging.Formatter):
-    """Optuna's messages, one line each; a failed trial's traceback only when it is a bug (not a LitexpError)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = f"[optuna] {record.getMessage()}"
-        error = record.exc_info[1] if record.exc_info else None
-        if error is not None and not isinstance(error, LitexpError):
-            message += "\n" + self.formatException(record.exc_info)
-        return message
-
-
-class CurrentStderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is now (a handler made once outlives redirections)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def not_an_interrupt(record: logging.LogRecord) -> bool:
-    """The interrupted trial is reported by the one line ``main`` prints, not by Optuna's failure log
-    (nor by the second line Optuna logs for every failed trial: "failed with value None")."""
-    if record.exc_info and isinstance(record.exc_info[1], Interrupted):
-        return False
-    return not record.getMessage().endswith("failed with value None.")
-
-
-def quiet_logging() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna_logger = logging.getLogger("optuna")
-    if not any(isinstance(handler.formatter, OptunaLogFormat) for handler in optuna_logger.handlers):
-        optuna.logging.disable_default_handler()
-        handler = CurrentStderr()
-        handler.setFormatter(OptunaLogFormat())
-        handler.addFilter(not_an_interrupt)
-        optuna_logger.addHandler(handler)
-    for name in ("lightning.pytorch", "lightning.fabric"):  # no banner or "Seed set" per fold
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
-
-
 def main(argv: list[str]) -> int:
     quiet_logging()
     with StopOnSignal() as stop:

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from experiments import tune
 from experiments.cli import CONFIG_DIR
+from experiments.study_signals import Interrupted, StopOnSignal
 from tests.fake_data import write_idx_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,11 +87,11 @@ def test_a_signal_mid_trial_stops_at_once_and_a_rerun_redoes_the_trial(tmp_path,
 
 def test_a_second_signal_exits_at_once(monkeypatch, capfd):
     exits = []
-    monkeypatch.setattr(tune.os, "_exit", exits.append)
-    stop = tune.StopOnSignal()
+    monkeypatch.setattr(os, "_exit", exits.append)
+    stop = StopOnSignal()
     stop.handle(signal.SIGINT, None)
     assert stop.signum == signal.SIGINT and exits == []  # the first only asks the study to stop
-    with pytest.raises(tune.Interrupted, match="trial 4 will be redone"):
+    with pytest.raises(Interrupted, match="trial 4 will be redone"):
         stop.check(4)
     stop.handle(signal.SIGINT, None)
     assert exits == [130]
