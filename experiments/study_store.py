@@ -153,8 +153,12 @@ def open_study(storage, options, settings: dict[str, Any], record: dict[str, Any
     return study
 
 
-def claim_study_dir(study_dir: Path, study_name: str, storage: Optional[str]) -> None:
-    """A study directory holds one study's trials and report: another study there is refused."""
+def claim_study_dir(study_dir: Path, study_name: str, storage: Optional[str], write: bool = True) -> None:
+    """A study directory holds one study's trials and report: another study there is refused.
+
+    Called with ``write=False`` before the storage is opened (nothing written when refused), then
+    to write ``study.json`` once the study is known to be this one.
+    """
     owner = {"study_name": study_name, "storage": without_password(storage) if storage else "study.db"}
     marker = study_dir / "study.json"
     if marker.exists():
@@ -163,10 +167,11 @@ def claim_study_dir(study_dir: Path, study_name: str, storage: Optional[str]) ->
             raise LitexpError(f"study directory {study_dir} belongs to study {found.get('study_name')} "
                               f"in {found.get('storage')}; pass another --study-dir")
         return
-    study_dir.mkdir(parents=True, exist_ok=True)
-    partial = marker.with_name("study.json.partial")
-    partial.write_text(json.dumps(owner, indent=2) + "\n")
-    os.replace(partial, marker)
+    if write:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        partial = marker.with_name("study.json.partial")
+        partial.write_text(json.dumps(owner, indent=2) + "\n")
+        os.replace(partial, marker)
 
 
 # -- trials whose worker stopped ------------------------------------------------------------------

@@ -299,6 +299,7 @@ def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
 
     settings = study_settings(options, space, overrides, metric, direction)
     resolved = json.loads(json.dumps(first.config["fit"].clone().as_dict(), default=str))
+    claim_study_dir(study_dir, options.study_name, options.storage, write=False)
     storage = open_storage(options.storage, study_dir, options.heartbeat_interval, options.grace_period)
     study = open_study(storage, options, settings, {"resolved_config": resolved, "config_files": options.config})
     claim_study_dir(study_dir, options.study_name, options.storage)
