@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from datamodules import vision
 from experiments import tune
 from experiments.cli import CONFIG_DIR
-from experiments.search_space import check_with_cli, cli_args, load_search_space
+from experiments.search_space import build_sampler, check_with_cli, cli_args, load_search_space, sample
 from lit_models import ClassificationTask, LitexpError
 from tests.fake_data import write_idx_dataset
 
@@ -56,6 +56,24 @@ def test_search_space_maps_cli_keys_to_distributions(tmp_path):
     assert (lr.low, lr.high, lr.log) == (1e-4, 1.0, True)
     assert optimizer.choices == ("sgd", "adam")
     assert (steps.low, steps.high, steps.step) == (1, 9, 2)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_trial_n_draws_the_same_values_in_every_study_with_the_same_seed(sampler):
+    space = load_search_space(REPO / "experiments" / "search" / "mlp.yaml")
+
+    def draws(seed: int, skip: int) -> list[dict]:
+        study = optuna.create_study(sampler=build_sampler(sampler, seed))
+        for _ in range(skip):  # trials another worker ran: they shift nothing but the trial numbers
+            study.enqueue_trial({key: dist.low if hasattr(dist, "low") else dist.choices[0]
+                                 for key, dist in space.params.items()})
+            study.tell(study.ask(), 0.5)
+        trials = [study.ask() for _ in range(3 - skip)]
+        return [sample(trial, space) for trial in trials]
+
+    assert draws(0, 0)[1:] == draws(0, 1)  # trial 1 and 2: the same draws
+    assert draws(0, 0) != draws(1, 0)
+    assert len({json.dumps(values) for values in draws(0, 0)}) == 3
 
 
 @pytest.mark.parametrize("line, message", [
