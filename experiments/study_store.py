@@ -218,12 +218,15 @@ def redo_interrupted_trials(study: optuna.Study) -> list[int]:
 
 
 # -- the test split, once ---------------------------------------------------------------------------
-def set_aside_outputs(study_dir: Path) -> Optional[Path]:
-    """Move an earlier report and refit (or an interrupted refit) to ``earlier/<n>/``: never overwritten."""
+def set_aside_outputs(study_dir: Path) -> tuple[Optional[Path], list[str]]:
+    """Move an earlier report and refit (or an interrupted refit) to ``earlier/<n>/``: never overwritten.
+
+    Returns the folder and the names moved (None and [] when there was nothing).
+    """
     outputs = [study_dir / name for name in ("report.json", "report.md", "plots", "refit")]
     present = [path for path in outputs if path.exists()]
     if not present:
-        return None
+        return None, []
     number = 1
     while (study_dir / "earlier" / str(number)).exists():
         number += 1
@@ -231,4 +234,4 @@ def set_aside_outputs(study_dir: Path) -> Optional[Path]:
     target.mkdir(parents=True)
     for path in present:
         os.replace(path, target / path.name)
-    return target
+    return target, [path.name for path in present]

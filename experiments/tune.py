@@ -333,9 +333,9 @@ def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
 
 
 def write_final_report(options, study, study_dir, base_args, metric, counts, wall_start, stop) -> int:
-    earlier = set_aside_outputs(study_dir)  # a report from --retest, or a refit an interrupt stopped
+    earlier, moved = set_aside_outputs(study_dir)  # a report from --retest, or a refit an interrupt stopped
     if earlier is not None:
-        print(f"litexp tune: the earlier report and refit moved to {earlier}")
+        print(f"litexp tune: earlier {', '.join(moved)} moved to {earlier}")
     best = study.best_trial
     test = refit_and_test(options, base_args, study_dir, best.params, stop)
     evaluations = study.user_attrs.get("test_evaluations", [])
