@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -160,33 +161,41 @@ def check_with_cli(space: SearchSpace, check: Callable[[list[str]], None]) -> No
 
 
 # -- samplers ------------------------------------------------------------------------------------
-class TrialSeededRandomSampler(optuna.samplers.RandomSampler):
-    """Random search whose draws are a function of (seed, trial number).
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """An Optuna sampler whose random draws for trial n are a function of (seed, n).
 
-    Resumed studies and parallel workers never repeat a draw, and the same seed gives the same
-    trial n in every run (so a run without pruning trains exactly the same trials).
+    Each trial gets a fresh sampler seeded from (seed, n), so resumed studies and parallel workers
+    never repeat a draw, and the same seed gives the same trial n in every run (a run without
+    pruning trains exactly the same trials). TPE still reads the whole study's history.
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-        self.seed = seed
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int = 0) -> None:
+        self.build, self.seed = build, seed
+        self.samplers: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def for_trial(self, trial) -> optuna.samplers.BaseSampler:
+        if trial.number not in self.samplers:
+            seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
+            self.samplers = {trial.number: self.build(seed)}  # one trial at a time per process
+        return self.samplers[trial.number]
+
+    def infer_relative_search_space(self, study, trial):
+        return self.for_trial(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.for_trial(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.for_trial(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study, trial) -> None:
-        self._rng.rng.seed([self.seed, trial.number])
+        self.for_trial(trial).before_trial(study, trial)
 
-
-class TrialSeededTPESampler(optuna.samplers.TPESampler):
-    """TPE, with its random draws seeded by (seed, trial number) like the random sampler."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed=seed)
-        self.seed = seed
-
-    def before_trial(self, study, trial) -> None:
-        self._rng.rng.seed([self.seed, trial.number])
-        self._random_sampler._rng.rng.seed([self.seed, trial.number])
-        super().before_trial(study, trial)
+    def after_trial(self, study, trial, state, values) -> None:
+        self.for_trial(trial).after_trial(study, trial, state, values)
 
 
 def build_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    return {"random": TrialSeededRandomSampler, "tpe": TrialSeededTPESampler}[name](seed)
+    make = {"random": lambda s: optuna.samplers.RandomSampler(seed=s),
+            "tpe": lambda s: optuna.samplers.TPESampler(seed=s)}[name]
+    return TrialSeededSampler(make, seed)

@@ -10,20 +10,23 @@ mean of the folds' final validation metric. During training each epoch reports t
 mean at step ``fold * max_epochs + epoch`` so the pruner can stop a bad trial in its first folds.
 After the search the best parameters are refit on the whole training split, the test split is
 evaluated once, and ``report.json``, ``report.md`` and ``plots/`` go into the study directory.
+
+The first SIGINT (Ctrl-C) or SIGTERM stops the running fold at its next batch, records the trial
+as interrupted (a rerun trains it again with the same parameters), starts nothing else, never
+refits, and exits 130 (143); a second one exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import logging
+import json
 import math
 import os
+import signal
 import socket
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,15 +35,26 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
-from optuna.trial import TrialState
 
-from datamodules import DataModule
-from experiments.cli import RUN_DIR_ENV, LitexpCLI, _user_error, summarize_parse_error
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
 from experiments.study_report import compute_facts, trial_counts, write_plots, write_report
-from lit_models import LitexpError
+from experiments.study_runs import build_cli, check_single_device, make_checker, test_split_locked
+from experiments.study_signals import Interrupted, StopCheck, StopOnSignal, quiet_logging
+from experiments.study_store import (
+    GRACE_S,
+    HEARTBEAT_S,
+    claim_study_dir,
+    default_storage,
+    fail_dead_trials,
+    open_storage,
+    open_study,
+    redo_interrupted_trials,
+    set_aside_outputs,
+    study_settings,
+    without_password,
+)
+from litexp.errors import DivergedError, LitexpError
 
-HEARTBEAT_S, GRACE_S = 20, 90  # RDB storages: a RUNNING trial silent for GRACE_S is failed
 POLL_S = 2.0  # how often a worker waiting for others' trials looks at the storage
 # every run of a study: quiet, one device (several devices per trial: see the README)
 RUN_DEFAULTS = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.devices=1")
@@ -73,67 +87,28 @@ def option_parser() -> argparse.ArgumentParser:
     parser.add_argument("--direction", choices=("maximize", "minimize"), default=None)
     parser.add_argument("--no-refit", action="store_true",
                         help="extra workers: run trials only; another worker refits and writes the report")
+    parser.add_argument("--retest", action="store_true",
+                        help="refit and evaluate the test split again on a study whose test split was evaluated; "
+                             "the earlier report and refit move to <study dir>/earlier/<n>/")
+    parser.add_argument("--heartbeat-interval", type=int, default=int(HEARTBEAT_S),
+                        help="RDB storages: seconds between a running trial's heartbeats")
+    parser.add_argument("--grace-period", type=int, default=int(GRACE_S),
+                        help="RDB storages: a running trial silent this many seconds is failed (its worker died)")
     return parser
 
 
-# -- building runs ---------------------------------------------------------------------------------
-class BuildOnlyCLI(LitexpCLI):
-    """``litexp fit`` arguments -> model, datamodule and trainer (seeded as fit seeds them), not run."""
-
-    def _run_subcommand(self, subcommand: str) -> None:
-        pass
-
-
-def build_cli(configs: list[str], args: list[str]) -> LitexpCLI:
-    """One ``litexp fit`` run, built but not started (model, datamodule, trainer)."""
-    argv = ["fit", *[item for config in configs for item in ("--config", config)], *args]
+def fit_or_stop(trainer, stop: StopOnSignal, trial: Optional[int], refit: bool, run) -> Any:
+    """``run()`` (a fit or a test); whatever ends it after a stop was asked for (our check, Lightning's
+    own SIGTERM exit) becomes ``Interrupted``."""
+    trainer.callbacks.append(StopCheck(stop, trial, refit))
     try:
-        return BuildOnlyCLI(argv)
-    except argparse.ArgumentError as error:
-        raise LitexpError(summarize_parse_error(str(error), "fit")) from None
+        return run()
+    except BaseException:
+        if stop.signum is not None:
+            raise Interrupted(stop.signum, trial, refit) from None
+        raise
     finally:
-        os.environ.pop(RUN_DIR_ENV, None)  # each fold gets its own run directory
-
-
-class ParseOnlyCLI(BuildOnlyCLI):
-    """Parses and builds the model and data classes, reads no data, builds no trainer."""
-
-    def instantiate_classes(self) -> None:
-        self.config_init = self.parser.instantiate_classes(self.config)
-        self.model = self._get(self.config_init, "model")
-        self.datamodule = self._get(self.config_init, "data")
-
-
-def make_checker(configs: list[str], base_args: list[str]):
-    """``check(args)``: parse and build with these extra args, one-line LitexpError when refused."""
-    try:
-        first = ParseOnlyCLI(["fit", *[i for c in configs for i in ("--config", c)], *base_args])
-    except argparse.ArgumentError as error:
-        raise LitexpError(summarize_parse_error(str(error), "fit")) from None
-    except Exception as error:
-        raise LitexpError(str(_user_error(error) or f"{type(error).__name__}: {error}")) from None
-
-    def check(args: list[str]) -> None:
-        argv = ["fit", *[i for c in configs for i in ("--config", c)], *base_args, *args]
-        try:
-            first.parser.instantiate_classes(first.parser.parse_args(argv))
-        except argparse.ArgumentError as error:
-            raise LitexpError(summarize_parse_error(str(error), "fit")) from None
-        except Exception as error:
-            user_error = _user_error(error)
-            raise LitexpError(str(user_error or f"{type(error).__name__}: {error}")) from None
-
-    return first, check
-
-
-@contextlib.contextmanager
-def test_split_locked():
-    """While searching, ``setup("test"|"predict")`` of every DataModule raises."""
-    DataModule.test_split_locked = True
-    try:
-        yield
-    finally:
-        DataModule.test_split_locked = False
+        finish_wandb(trainer)
 
 
 # -- one trial ----------------------------------------------------------------------------------
@@ -155,7 +130,8 @@ class FoldReporter(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
-            raise FloatingPointError(f"non-finite training loss at fold {self.fold}, epoch {trainer.current_epoch}")
+            raise DivergedError(f"training loss is {float(loss.detach().float().mean())} at step "
+                                f"{trainer.global_step} (fold {self.fold}, epoch {trainer.current_epoch})")
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
@@ -182,142 +158,111 @@ def finish_wandb(trainer) -> None:
 
 
 class Objective:
-    def __init__(self, options, space: SearchSpace, base_args: list[str], study_dir: Path, metric: str) -> None:
+    def __init__(self, options, space: SearchSpace, base_args: list[str], study_dir: Path, metric: str,
+                 stop: StopOnSignal) -> None:
         self.options, self.space, self.base_args = options, space, base_args
-        self.study_dir, self.metric = study_dir, metric
+        self.study_dir, self.metric, self.stop = study_dir, metric, stop
+        self.interrupted_trial: Optional[int] = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         params = sample(trial, self.space)
-        folds = self.options.folds
+        trial.set_user_attr("params_cli", cli_args(params))
         values: list[float] = []
         epochs: list[int] = []
         fit_time = 0.0
         try:
-            for fold in range(folds):
-                name = f"{self.options.study_name}/trial{trial.number}/fold{fold}"
-                cli = build_cli(self.options.config, [
-                    *self.base_args, *cli_args(params), f"--data.num_folds={folds}", f"--data.fold={fold}",
-                    f"--run.root={self.study_dir / 'trials'}", f"--run.name=trial{trial.number}",
-                    f"--run.version=fold{fold}", f"--wandb.group={self.options.study_name}", f"--wandb.name={name}",
-                ])
-                trial.set_user_attr("max_epochs", cli.trainer.max_epochs)
-                reporter = FoldReporter(trial, self.metric, fold, values, self.options.pruner != "none",
-                                        {"study": self.options.study_name, "trial": trial.number, "fold": fold,
-                                         "trial_params": params})
-                cli.trainer.callbacks.append(reporter)
-                start = time.perf_counter()
-                try:
-                    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-                finally:
-                    finish_wandb(cli.trainer)
-                fit_time += time.perf_counter() - start
-                epochs.append(cli.trainer.current_epoch)
-                if reporter.last_value is None:
-                    raise LitexpError("no validation ran; the study needs a validation epoch per training epoch")
-                if reporter.pruned_at is not None:
-                    raise optuna.TrialPruned(f"pruned at fold {fold}, step {reporter.pruned_at}")
-                if not math.isfinite(reporter.last_value):
-                    raise FloatingPointError(f"{self.metric} is {reporter.last_value} at fold {fold}")
-                values.append(reporter.last_value)
+            for fold in range(self.options.folds):
+                self.stop.check(trial.number)
+                values.append(self.fold(trial, params, fold, values, epochs))
+                fit_time += self.last_fit_time
+        except Interrupted:
+            self.interrupted_trial = trial.number
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("fail_reason", f"interrupted by {signal.Signals(self.stop.signum).name}")
+            raise
         except optuna.TrialPruned:
             raise
+        except DivergedError as error:  # the fit names the step; the study goes on
+            trial.set_user_attr("fail_reason", str(error)[:500])
+            raise
         except Exception as error:
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
             raise
         finally:
             trial.set_user_attr("fold_values", values)
             trial.set_user_attr("fold_epochs", epochs)
             trial.set_user_attr("fit_time_s", round(fit_time, 3))
-            trial.set_user_attr("params_cli", cli_args(params))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # a trial that ran out of memory leaves room for the next
             gc.collect()
         trial.set_user_attr("fold_std", float(np.std(values)))
         return float(np.mean(values))
 
-
-# -- storage and workers --------------------------------------------------------------------------
-def open_storage(url: Optional[str], study_dir: Path) -> optuna.storages.BaseStorage:
-    """RDB URL -> RDBStorage with heartbeats; a plain path -> journal file (as optuna-dashboard reads it)."""
-    if url is None:
-        study_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{study_dir / 'study.db'}"
-    if "://" in url:
-        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
-        except Exception as error:
-            raise LitexpError(f"cannot open storage {url}: {str(error).splitlines()[0]}") from None
-    from optuna.storages.journal import JournalFileBackend
-
-    Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(url))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def fold(self, trial: optuna.Trial, params: dict[str, Any], fold: int, values: list[float],
+             epochs: list[int]) -> float:
+        """Train fold ``fold`` of the trial; its final validation metric."""
+        folds, study_name = self.options.folds, self.options.study_name
+        cli = build_cli(self.options.config, [
+            *self.base_args, *cli_args(params), f"--data.num_folds={folds}", f"--data.fold={fold}",
+            f"--run.root={self.study_dir / 'trials'}", f"--run.name=trial{trial.number}",
+            f"--run.version=fold{fold}", f"--wandb.group={study_name}",
+            f"--wandb.name={study_name}/trial{trial.number}/fold{fold}",
+        ])
+        trial.set_user_attr("max_epochs", cli.trainer.max_epochs)
+        reporter = FoldReporter(trial, self.metric, fold, values, self.options.pruner != "none",
+                                {"study": study_name, "trial": trial.number, "fold": fold, "trial_params": params})
+        cli.trainer.callbacks.append(reporter)
+        start = time.perf_counter()
+        fit_or_stop(cli.trainer, self.stop, trial.number, False,
+                    lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
+        self.last_fit_time = time.perf_counter() - start
+        epochs.append(cli.trainer.current_epoch)
+        if reporter.last_value is None:
+            raise LitexpError("no validation ran; the study needs a validation epoch per training epoch")
+        if reporter.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at fold {fold}, step {reporter.pruned_at}")
+        if not math.isfinite(reporter.last_value):
+            raise DivergedError(f"{self.metric} is {reporter.last_value} at the end of fold {fold}")
+        return reporter.last_value
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker process on this host is gone (killed, crashed).
-
-    Trials of live workers are left alone; those of other hosts are left to the RDB heartbeat.
-    """
-    failed = []
-    host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
-        if worker and worker["host"] == host and worker["pid"] != os.getpid() and not pid_alive(worker["pid"]):
-            try:
-                study._storage.set_trial_user_attr(trial._trial_id, "error", "worker process died")
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                failed.append(trial.number)
-            except RuntimeError:  # finished meanwhile
-                pass
-    if isinstance(study._storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)  # heartbeats: workers on any host
-    return failed
-
-
-def run_trials(study: optuna.Study, objective: Objective, n_trials: int, timeout: Optional[float],
-               wait_for_others: bool) -> None:
+# -- workers --------------------------------------------------------------------------------------
+def run_trials(study: optuna.Study, objective: Objective, options, wait_for_others: bool) -> None:
     """Start trials until N are finished or running; then (if waiting) until the others finish too."""
-    start = time.monotonic()
+    start, stop = time.monotonic(), objective.stop
     while True:
-        fail_dead_trials(study)
+        stop.check()
+        fail_dead_trials(study, options.storage)
         counts = trial_counts(study)
-        timed_out = timeout is not None and time.monotonic() - start >= timeout
-        if counts["finished"] >= n_trials:
+        timed_out = options.timeout is not None and time.monotonic() - start >= options.timeout
+        if counts["finished"] >= options.n_trials:
             return
-        if counts["finished"] + counts["RUNNING"] < n_trials and not timed_out:
+        if counts["finished"] + counts["RUNNING"] < options.n_trials and not timed_out:
+            objective.interrupted_trial = None
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            stop.check(objective.interrupted_trial)
             continue
         if not wait_for_others or counts["RUNNING"] == 0:
             return
-        time.sleep(POLL_S)
+        stop.event.wait(POLL_S)
 
 
 # -- after the search -----------------------------------------------------------------------------
-def refit_and_test(options, base_args: list[str], study_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+def refit_and_test(options, base_args: list[str], study_dir: Path, params: dict[str, Any],
+                   stop: StopOnSignal) -> dict[str, Any]:
     """Best parameters on the whole training split (no validation), then the test split once."""
     cli = build_cli(options.config, [
         *base_args, *cli_args(params), "--data.num_folds=null", "--data.val_fraction=0",
         f"--run.root={study_dir}", "--run.name=refit", "--run.version=final",
         f"--wandb.group={options.study_name}", f"--wandb.name={options.study_name}/refit",
     ])
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
-    finish_wandb(cli.trainer)
-    return {"metrics": {key: float(value) for key, value in results[0].items()}, "run_dir": str(cli.run_dir),
-            "test_split_loads": cli.datamodule.test_split_loads}
+    stop.check(refit=True)
+    fit_or_stop(cli.trainer, stop, None, True, lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
+    stop.check(refit=True)
+    results = fit_or_stop(cli.trainer, stop, None, True,
+                          lambda: cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False))
+    return {"metrics": {key: float(value) for key, value in results[0].items()}, "run_dir": str(cli.run_dir)}
 
 
 def study_defaults(options) -> None:
@@ -331,19 +276,12 @@ def study_defaults(options) -> None:
         raise LitexpError(f"--folds must be at least 2, got {options.folds}")
     if options.n_trials < 1:
         raise LitexpError(f"--n-trials must be at least 1, got {options.n_trials}")
+    if options.heartbeat_interval < 1 or options.grace_period <= options.heartbeat_interval:
+        raise LitexpError("--heartbeat-interval must be at least 1 and --grace-period longer than it, got "
+                          f"{options.heartbeat_interval} and {options.grace_period}")
 
 
-def check_single_device(parsed) -> None:
-    trainer = parsed["fit"]["trainer"]
-    devices, strategy = trainer.get("devices"), str(trainer.get("strategy") or "auto")
-    several = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list) and len(devices) > 1) \
-        or (isinstance(devices, str) and devices not in ("1", "auto")) or (trainer.get("num_nodes") or 1) > 1
-    if several or "ddp" in strategy:
-        raise LitexpError("litexp tune trains each trial on one device; to use several devices start several "
-                          "workers with the same --storage and --study-name (one device each)")
-
-
-def tune(options, overrides: list[str]) -> int:
+def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
     study_defaults(options)
     wall_start = time.perf_counter()
     study_dir = Path(options.study_dir)
@@ -359,22 +297,22 @@ def tune(options, overrides: list[str]) -> int:
         valid = ", ".join(name for name in logged if name.startswith("val/"))
         raise LitexpError(f"--metric must be a validation metric the task logs ({valid}), got {metric!r}")
 
-    storage = open_storage(options.storage, study_dir)
+    settings = study_settings(options, space, overrides, metric, direction)
+    resolved = json.loads(json.dumps(first.config["fit"].clone().as_dict(), default=str))
+    claim_study_dir(study_dir, options.study_name, options.storage, write=False)
+    storage = open_storage(options.storage, study_dir, options.heartbeat_interval, options.grace_period)
+    study = open_study(storage, options, settings, {"resolved_config": resolved, "config_files": options.config})
+    claim_study_dir(study_dir, options.study_name, options.storage)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=options.pruner_startup_trials,
                                           n_warmup_steps=options.pruner_warmup_steps)
               if options.pruner == "median" else optuna.pruners.NopPruner())
-    try:
-        study = optuna.create_study(storage=storage, study_name=options.study_name, direction=direction,
-                                    sampler=build_sampler(options.sampler, options.seed), pruner=pruner,
-                                    load_if_exists=True)
-    except ValueError as error:
-        raise LitexpError(f"study {options.study_name}: {error}") from None
-    if study.direction.name.lower() != direction:
-        raise LitexpError(f"study {options.study_name} exists with direction {study.direction.name.lower()}; "
-                          f"use the same --direction or another --study-name")
-    objective = Objective(options, space, base_args, study_dir, metric)
+    study = optuna.load_study(study_name=options.study_name, storage=storage,
+                              sampler=build_sampler(options.sampler, options.seed), pruner=pruner)
+    for number in redo_interrupted_trials(study):
+        print(f"litexp tune: trial {number} was interrupted; its parameters are trained again")
+    objective = Objective(options, space, base_args, study_dir, metric, stop)
     with test_split_locked():
-        run_trials(study, objective, options.n_trials, options.timeout, wait_for_others=not options.no_refit)
+        run_trials(study, objective, options, wait_for_others=not options.no_refit)
     counts = trial_counts(study)
     print(f"litexp tune: study {options.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
           f"{counts['FAIL']} failed")
@@ -382,26 +320,33 @@ def tune(options, overrides: list[str]) -> int:
         return 0
     if counts["COMPLETE"] == 0:
         raise LitexpError(f"study {options.study_name} has no completed trial; nothing to refit "
-                          "(see the trials' 'error' attributes, e.g. in optuna-dashboard)")
-    return write_final_report(options, study, study_dir, base_args, metric, counts, wall_start)
+                          "(see the trials' 'fail_reason' attributes, e.g. in optuna-dashboard)")
+    evaluations = study.user_attrs.get("test_evaluations", [])
+    if evaluations and not options.retest:
+        last, best = evaluations[-1], study.best_trial.number
+        now = "" if best == last["best_trial"] else f"; the best trial is now {best}"
+        print(f"litexp tune: the test split of study {options.study_name} was evaluated already (best trial "
+              f"{last['best_trial']}, {last['finished_trials']} finished trials){now}; report: {last['report']}; "
+              "pass --retest to refit and evaluate it again")
+        return 0
+    return write_final_report(options, study, study_dir, base_args, metric, counts, wall_start, stop)
 
 
-def write_final_report(options, study, study_dir, base_args, metric, counts, wall_start) -> int:
-    report_path = study_dir / "report.json"
-    if report_path.exists():
-        import json
-
-        done = json.loads(report_path.read_text())
-        if done.get("trials", {}).get("finished") == counts["finished"]:
-            print(f"litexp tune: study already reported: {report_path}")
-            return 0
+def write_final_report(options, study, study_dir, base_args, metric, counts, wall_start, stop) -> int:
+    earlier, moved = set_aside_outputs(study_dir)  # a report from --retest, or a refit an interrupt stopped
+    if earlier is not None:
+        print(f"litexp tune: earlier {', '.join(moved)} moved to {earlier}")
     best = study.best_trial
-    test = refit_and_test(options, base_args, study_dir, best.params)
+    test = refit_and_test(options, base_args, study_dir, best.params, stop)
+    evaluations = study.user_attrs.get("test_evaluations", [])
+    test["evaluation"] = len(evaluations) + 1  # how often this study's test split has been evaluated
+    storage = without_password(options.storage or default_storage(study_dir))
     report = {
-        "study": {"name": options.study_name, "storage": options.storage or f"sqlite:///{study_dir / 'study.db'}",
+        "study": {"name": options.study_name, "storage": storage,
                   "configs": options.config, "search": options.search, "metric": metric,
                   "direction": study.direction.name.lower(), "num_folds": options.folds, "sampler": options.sampler,
-                  "seed": options.seed, "pruner": options.pruner, "n_trials": options.n_trials},
+                  "seed": options.seed, "pruner": options.pruner, "n_trials": options.n_trials,
+                  "settings": study.user_attrs.get("settings")},
         "best": {"number": best.number, "params": best.params, "value": best.value,
                  "std": best.user_attrs.get("fold_std"), "fold_values": best.user_attrs.get("fold_values"),
                  "fold_epochs": best.user_attrs.get("fold_epochs")},
@@ -412,21 +357,29 @@ def write_final_report(options, study, study_dir, base_args, metric, counts, wal
         "plots": write_plots(study, study_dir / "plots", metric),
     }
     write_report(study_dir, report)
+    report_path = study_dir.resolve() / "report.md"
+    study.set_user_attr("test_evaluations", [*evaluations, {
+        "best_trial": best.number, "finished_trials": counts["finished"], "metrics": test["metrics"],
+        "report": f"{socket.gethostname()}:{report_path}", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}])
     print(f"litexp tune: best trial {best.number}: {metric} {best.value:.4f}; test {test['metrics']}; "
           f"report: {study_dir / 'report.md'}")
     return 0
 
 
+# -- the command -----------------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banner per fold
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
-    try:
-        options, overrides = option_parser().parse_known_args(argv)
-        if any(not arg.startswith("--") for arg in overrides[:1]):
-            raise LitexpError(f"unexpected argument {overrides[0]!r}; fit overrides look like --trainer.max_epochs=3")
-        return tune(options, overrides)
-    except LitexpError as error:
-        print(f"litexp: error: {error}", file=sys.stderr)
-        return 2
+    quiet_logging()
+    with StopOnSignal() as stop:
+        try:
+            options, overrides = option_parser().parse_known_args(argv)
+            if any(not arg.startswith("--") for arg in overrides[:1]):
+                raise LitexpError(f"unexpected argument {overrides[0]!r}; "
+                                  "fit overrides look like --trainer.max_epochs=3")
+            return tune(options, overrides, stop)
+        except LitexpError as error:
+            print(f"litexp: error: {error}", file=sys.stderr)
+            return 2
+        except Interrupted as interrupt:
+            sys.stdout.flush()
+            print(f"litexp: interrupted: {interrupt}", file=sys.stderr)
+            return 128 + interrupt.signum
