@@ -37,7 +37,7 @@ def plain_pytorch_epochs(config: dict, epochs: int) -> list[float]:
                             **model_args.get("network_args", {}))
     init_weights(network, model_args.get("init", "default"), model_args.get("init_std", 0.01))
     lr = float(model_args["lr"])
-    groups = parameter_groups(network.named_parameters(), float(model_args.get("weight_decay", 0.0)), lr)
+    groups = parameter_groups(network.named_parameters(), float(model_args.get("weight_decay", 0.0)))
     optimizer = build_optimizer(model_args.get("optimizer", "sgd"), groups, lr, float(model_args.get("momentum", 0.9)))
     batch_size = int(data_args["batch_size"])
     times = []
@@ -64,7 +64,7 @@ def plain_pytorch_epochs(config: dict, epochs: int) -> list[float]:
 
 def litexp_epochs(config_path: Path, epochs: int) -> list[float]:
     with tempfile.TemporaryDirectory() as root:
-        code = main(["fit", "--config", str(config_path), f"--trainer.max_epochs={epochs}", "--wandb.mode=disabled",
+        code = main(["fit", "--config", str(config_path), f"--trainer.max_epochs={epochs}", "--wandb.mode=offline",
                      "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
                      "--run.root", root])
         if code != 0:

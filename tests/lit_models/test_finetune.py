@@ -82,7 +82,7 @@ def test_files_that_need_code_to_load_are_refused(tmp_path):
 def test_backbone_learning_rate_and_freezing():
     task = ClassificationTask(network="lenet", lr=0.2, backbone_lr_mult=0.1)
     backbone = {id(p) for p in task.network.features.parameters()}
-    for group in task.optimizer_groups():
+    for group in task.configure_optimizers().param_groups:
         in_backbone = {id(p) in backbone for p in group["params"]}
         assert len(in_backbone) == 1  # a group is all backbone or all head
         assert group["lr"] == pytest.approx(0.02 if in_backbone == {True} else 0.2)
