@@ -29,12 +29,26 @@ def load_text_task(path: str, task_class: type[TextTask]) -> TextTask:
     try:
         task = task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip, OS, argument and state-dict errors alike
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise LitexpError(f"cannot load {path} as a {task_class.__name__} checkpoint ({reason}); give the "
-                          f"best.ckpt of a litexp run of that task") from error
+        raise LitexpError(why_not_loadable(path, task_class, error)) from error
     if not task.vocab:
         raise LitexpError(f"{path} holds no vocabulary: it is not a checkpoint of a text model trained by litexp")
     return task
+
+
+def why_not_loadable(path: str, task_class: type, error: Exception) -> str:
+    """One line for a checkpoint that ``load_from_checkpoint`` refused: unreadable, not text, or another task."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as read_error:
+        return f"cannot read checkpoint {path}: {first_line(read_error)}"
+    if not isinstance(checkpoint, dict) or not checkpoint.get("vocab"):
+        return f"{path} holds no vocabulary: it is not a checkpoint of a text model trained by litexp"
+    return (f"{path} does not fit {task_class.__name__} ({first_line(error)}); give the best.ckpt of a "
+            f"{task_class.__name__} run")
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

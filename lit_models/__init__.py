@@ -16,10 +16,10 @@ from lit_models import (  # noqa: F401  (registration side effects)
     vgg,
     word2vec,
 )
-from litexp.errors import LitexpError
 from lit_models.registry import build_network, list_networks, register_network
 from lit_models.tasks import ClassificationTask, LanguageModelTask, RegressionTask, Seq2SeqTask, Task
 from lit_models.word2vec import Word2VecTask
+from litexp.errors import LitexpError
 
 __all__ = [
     "ClassificationTask",

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torch import nn
 
-from litexp.errors import LitexpError
 from lit_models.registry import register_network
 from lit_models.tasks import KeepsVocab, Task
+from litexp.errors import LitexpError
 
 
 class SkipGram(nn.Module):

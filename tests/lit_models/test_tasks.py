@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -40,3 +42,29 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     images = torch.randn(2, 1, 6, 6)
     model.eval(), restored.eval()
     assert torch.equal(model(images), restored(images))
+
+
+def test_metrics_are_logged_once_per_epoch_under_their_names(tmp_path):
+    torch.manual_seed(0)
+    model = ClassificationTask(network="softmax_regression", input_shape=(1, 4, 4), num_classes=3, lr=0.5)
+    images, labels = torch.randn(64, 1, 4, 4), torch.randint(0, 3, (64,))
+    dataset = torch.utils.data.TensorDataset(images, labels)
+    train = torch.utils.data.DataLoader(dataset, batch_size=8)  # 8 steps per epoch
+    val = torch.utils.data.DataLoader(dataset, batch_size=16)
+    logger = pl.loggers.CSVLogger(tmp_path, name="", version="")
+    trainer = pl.Trainer(max_epochs=2, logger=logger, log_every_n_steps=3, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, train, val)
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    logged = {name: [int(row["step"]) for row in rows if row.get(name)] for name in rows[0] if "/" in name}
+    assert set(logged) == {"train/loss", "train/acc", "val/loss", "val/acc", "train/step_loss"}
+    assert [len(logged[name]) for name in ("train/loss", "train/acc", "val/loss", "val/acc")] == [2, 2, 2, 2]
+    assert logged["train/step_loss"] == [2, 5, 8, 11, 14]  # every log_every_n_steps, not every step
+    # val/acc is the accuracy over the whole validation split, of the model as it ended
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(images).argmax(dim=-1) == labels).float().mean().item()
+    last_val_acc = [row["val/acc"] for row in rows if row["val/acc"]][-1]
+    assert float(last_val_acc) == pytest.approx(accuracy)
+    assert trainer.callback_metrics["val/acc"].item() == pytest.approx(accuracy)
