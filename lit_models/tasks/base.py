@@ -77,8 +77,13 @@ class Task(pl.LightningModule):
         return {}
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
-        """The metrics of one stage by short name; they are logged as ``<stage>/<name>``."""
-        return {"loss": MeanMetric()}
+        """The metrics of one stage by short name; they are logged as ``<stage>/<name>``.
+
+        Every task has ``loss``, the mean over the epoch's examples (or tokens): a subclass adds its own
+        to ``super().stage_metrics(stage)``. No NaN filtering: a diverged loss shows as NaN, and the
+        per-step NaN check (a device sync on a GPU) is skipped.
+        """
+        return {"loss": MeanMetric(nan_strategy="disable")}
 
     def metrics(self, stage: str) -> MetricCollection:
         """The metrics of ``stage``; ``self.metrics("val")["acc"]`` is logged as ``val/acc``."""

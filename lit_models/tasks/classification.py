@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveFloat, PositiveInt
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_models.finetune import backbone_parameters, load_pretrained
@@ -59,7 +59,7 @@ class ClassificationTask(Task):
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
         # the labels were checked by cross_entropy already: no second validation per step
-        return {"loss": MeanMetric(),
+        return {**super().stage_metrics(stage),
                 "acc": MulticlassAccuracy(self.hparams.num_classes, average="micro", validate_args=False)}
 
     def optimizer_groups(self) -> list[dict]:

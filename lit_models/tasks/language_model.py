@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 from torchmetrics.text import Perplexity
 
 from lit_models.tasks.base import Task
@@ -51,7 +51,7 @@ class LanguageModelTask(KeepsVocab, Task):
         return {"vocab_size": self.hparams.vocab_size}
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
-        return {"loss": MeanMetric(), "ppl": Perplexity()}
+        return {**super().stage_metrics(stage), "ppl": Perplexity()}
 
     def forward(self, tokens: torch.Tensor, state=None):
         return self.network(tokens, state)

@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 
 import torch
 from jsonargparse.typing import NonNegativeFloat, PositiveInt
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 from torchmetrics.text import BLEUScore
 
 from lit_models import decoding
@@ -68,10 +68,10 @@ class Seq2SeqTask(KeepsVocab, Task):
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
         if stage == "train":  # training decodes nothing
-            return {"loss": MeanMetric()}
+            return super().stage_metrics(stage)
         n_gram = int(self.hparams.bleu_n_gram)
         weights = decoding.bleu_weights(n_gram, self.hparams.bleu_weights)
-        return {"loss": MeanMetric(), "bleu": BLEUScore(n_gram, weights=weights)}
+        return {**super().stage_metrics(stage), "bleu": BLEUScore(n_gram, weights=weights)}
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.network(src, src_len, tgt_in)
