@@ -66,7 +66,7 @@ class Word2VecTask(KeepsVocab, Task):
         labels[:, 0] = 1.0
         scores = self.network(centers, others)
         loss = F.binary_cross_entropy_with_logits(scores, labels, reduction="none").sum(dim=1).mean()
-        self.metrics(stage)["loss"].update(loss.detach(), weight=centers.numel())
+        self.metrics_of(stage)["loss"].update(loss.detach(), weight=centers.numel())
         return loss
 
     def on_fit_end(self) -> None:

@@ -2,9 +2,9 @@
 
 A task names the registry ``kind`` of the networks it drives, the inputs it hands their builders
 (:meth:`Task.network_inputs`), the metrics of one stage (:meth:`Task.stage_metrics`) and the step
-(``_step(batch, stage)``, which returns the loss and updates ``self.metrics(stage)``). ``Task``
+(``_step(batch, stage)``, which returns the loss and updates ``self.metrics_of(stage)``). ``Task``
 does the rest in one place: it saves the hyperparameters, builds and initialises the network,
-builds the metrics (``self.metrics(stage)``), the optimizer and the schedule, and logs every metric once per epoch.
+builds the metrics (``self.metrics_of(stage)``), the optimizer and the schedule, and logs every metric once per epoch.
 
 Metrics are updated inside the step and logged at the end of the epoch (``log_dict`` of the
 computed ``MetricCollection``): no ``self.log`` runs per step, which costs about a millisecond each
@@ -85,9 +85,14 @@ class Task(pl.LightningModule):
         """
         return {"loss": MeanMetric(nan_strategy="disable")}
 
-    def metrics(self, stage: str) -> MetricCollection:
-        """The metrics of ``stage``; ``self.metrics("val")["acc"]`` is logged as ``val/acc``."""
+    def metrics_of(self, stage: str) -> MetricCollection:
+        """The metrics of ``stage``; ``self.metrics_of("val")["acc"]`` is logged as ``val/acc``."""
         return getattr(self, f"{stage}_metrics")
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """Every metric by its logged name (``train/loss``, ``val/acc``, ...)."""
+        return {name: collection[name] for collection in map(self.metrics_of, STAGES) for name in collection.keys()}
 
     @property
     def lr(self) -> float:
@@ -144,7 +149,7 @@ class Task(pl.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         """Log the stage's metrics over the epoch, then start them afresh."""
-        metrics = self.metrics(stage)
+        metrics = self.metrics_of(stage)
         if not any(metric.update_called for metric in metrics.values()):
             return  # no batch in this stage (e.g. limit_val_batches=0)
         # compute() already holds every rank's sums and counts; sync_dist keeps Lightning's DDP checks quiet

@@ -77,7 +77,7 @@ class ClassificationTask(Task):
         images, labels = batch  # (B, C, H, W) float, (B,) int64
         logits = self(images)  # (B, num_classes)
         loss = F.cross_entropy(logits, labels)
-        metrics = self.metrics(stage)
+        metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=labels.numel())
         metrics["acc"].update(logits.detach(), labels)
         return loss

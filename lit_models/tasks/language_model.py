@@ -78,7 +78,7 @@ class LanguageModelTask(KeepsVocab, Task):
         if carry:  # keep the values, cut the graph: backpropagation ends at this batch
             self._state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        metrics = self.metrics(stage)
+        metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=targets.numel())
         metrics["ppl"].update(logits.detach().float(), targets)
         return loss

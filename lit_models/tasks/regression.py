@@ -33,7 +33,7 @@ class RegressionTask(Task):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         features, targets = batch  # (B, in_features), (B, num_outputs)
         loss = F.mse_loss(self(features), targets)
-        self.metrics(stage)["loss"].update(loss.detach(), weight=targets.shape[0])
+        self.metrics_of(stage)["loss"].update(loss.detach(), weight=targets.shape[0])
         return loss
 
     def predict_step(self, batch, batch_idx):

@@ -91,7 +91,7 @@ class Seq2SeqTask(KeepsVocab, Task):
         src, src_len, tgt, tgt_len = batch  # (B, S), (B,), (B, T), (B,)
         logits = self(src, src_len, teacher_forcing_inputs(tgt))  # (B, T, V)
         loss = masked_cross_entropy(logits, tgt, tgt_len)
-        metrics = self.metrics(stage)
+        metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=tgt_len.sum())
         if stage != "train":
             hypotheses = self.translate_ids(src, src_len)

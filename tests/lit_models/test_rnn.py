@@ -78,8 +78,8 @@ def test_logged_perplexity_is_exp_of_the_mean_token_nll():
             logits, _ = task(inputs)
             nll_sum += F.cross_entropy(logits.reshape(-1, 13), targets.reshape(-1), reduction="sum").item()
             count += targets.numel()
-    assert task.metrics("val")["ppl"].compute().item() == pytest.approx(math.exp(nll_sum / count), rel=1e-5)
-    assert task.metrics("val")["loss"].compute().item() == pytest.approx(nll_sum / count, rel=1e-5)
+    assert task.metrics["val/ppl"].compute().item() == pytest.approx(math.exp(nll_sum / count), rel=1e-5)
+    assert task.metrics["val/loss"].compute().item() == pytest.approx(nll_sum / count, rel=1e-5)
 
 
 def test_state_is_carried_and_detached_only_in_sequential_mode():

@@ -59,6 +59,7 @@ def test_metrics_are_logged_once_per_epoch_under_their_names(tmp_path):
         rows = list(csv.DictReader(handle))
     logged = {name: [int(row["step"]) for row in rows if row.get(name)] for name in rows[0] if "/" in name}
     assert set(logged) == {"train/loss", "train/acc", "val/loss", "val/acc", "train/step_loss"}
+    assert set(model.metrics) == {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
     assert [len(logged[name]) for name in ("train/loss", "train/acc", "val/loss", "val/acc")] == [2, 2, 2, 2]
     assert logged["train/step_loss"] == [2, 5, 8, 11, 14]  # every log_every_n_steps, not every step
     # val/acc is the accuracy over the whole validation split, of the model as it ended
