@@ -5,10 +5,9 @@ training indices, and run one validation pass per epoch, in this process: the pl
 and after the litexp run, so the ratio stays fair on a shared machine. litexp runs as a user gets
 it by default: CSV and W&B (offline) loggers, checkpoints, run summary; only the progress bar is off.
 
-Besides the epoch times it prints the time of one training step (from the start of one batch to
-the start of the next: data, step, hooks, logging) by two clocks: wall time (median and 10th
-percentile) and the process's CPU time, which other processes on a shared machine do not inflate
-(with ``--threads 1`` it is the work itself); and the per-step overhead in milliseconds. Run:
+Besides the epoch times it prints the median time of one training step (from the start of one
+batch to the start of the next: data, step, hooks, logging), which other processes on a shared
+machine disturb far less than whole epochs, and the per-step overhead in milliseconds. Run:
 
     python -m experiments.bench_lenet --epochs 3 [--config experiments/configs/fashion_mnist/lenet.yaml]
 """
@@ -33,37 +32,29 @@ from lit_models import build_network
 from lit_models.init import init_weights
 from lit_models.optim import build_optimizer, parameter_groups
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
 
 class StepClock(Callback):
     """Writes, per epoch, the seconds between the starts of consecutive training batches to ``path``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.starts: list[list[dict[str, float]]] = []
+        self.starts: list[list[float]] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.starts.append([])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts[-1].append(read_clocks())
+        self.starts[-1].append(time.perf_counter())
 
     def on_fit_end(self, trainer, pl_module) -> None:
         Path(self.path).write_text(json.dumps([intervals(starts) for starts in self.starts]))
 
 
-def read_clocks() -> dict[str, float]:
-    return {name: clock() for name, clock in CLOCKS.items()}
+def intervals(starts: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in zip(starts[:-1], starts[1:], strict=True)]
 
 
-def intervals(starts: list[dict[str, float]]) -> dict[str, list[float]]:
-    """Per clock, the seconds from each batch start to the next."""
-    return {name: [later[name] - earlier[name] for earlier, later in zip(starts[:-1], starts[1:], strict=True)]
-            for name in CLOCKS}
-
-
-def plain_pytorch_epochs(config: dict, epochs: int) -> tuple[list[float], list[dict[str, list[float]]]]:
+def plain_pytorch_epochs(config: dict, epochs: int) -> tuple[list[float], list[list[float]]]:
     model_args, data_args = config["model"]["init_args"], config["data"]["init_args"]
     data = FashionMNIST(**data_args)
     data.setup("fit")
@@ -83,7 +74,7 @@ def plain_pytorch_epochs(config: dict, epochs: int) -> tuple[list[float], list[d
         order = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch))]
         starts = []
         for batch in torch.split(order, batch_size):
-            starts.append(read_clocks())
+            starts.append(time.perf_counter())
             inputs, _ = data.transform_batch((images[batch], labels[batch]), training=True)
             loss = F.cross_entropy(network(inputs), labels[batch])
             optimizer.zero_grad()
@@ -101,7 +92,7 @@ def plain_pytorch_epochs(config: dict, epochs: int) -> tuple[list[float], list[d
     return times, step_times
 
 
-def litexp_epochs(config_path: Path, epochs: int) -> tuple[list[float], list[dict[str, list[float]]]]:
+def litexp_epochs(config_path: Path, epochs: int) -> tuple[list[float], list[list[float]]]:
     with tempfile.TemporaryDirectory() as root:
         clock = Path(root) / "step_times.json"
         code = main(["fit", "--config", str(config_path), f"--trainer.max_epochs={epochs}", "--wandb.mode=offline",
@@ -117,10 +108,6 @@ def litexp_epochs(config_path: Path, epochs: int) -> tuple[list[float], list[dic
         print(f"litexp fit     epoch {epoch}: {seconds:.2f}s", flush=True)
     print(f"litexp fit     final val acc {summary['fit']['metrics']['val/acc']:.4f}")
     return summary["fit"]["epoch_times_s"], step_times
-
-
-def per_clock(step_times: list[dict[str, list[float]]], clock: str) -> list[list[float]]:
-    return [epoch[clock] for epoch in step_times]
 
 
 def steady(times: list, quantile: float = 0.5) -> float:
@@ -153,15 +140,13 @@ def run() -> None:
     print(f"plain pytorch epoch (median after warm-up; before / after): {plain[0]:.2f}s / {plain[1]:.2f}s")
     print(f"litexp fit epoch    (median, after warm-up): {steady(lightning):.2f}s")
     print(f"ratio litexp / plain, epochs: {steady(lightning) / statistics.mean(plain):.3f}")
-    # the 10th percentile of wall times is a step that no other process slowed down
-    for clock, quantile, label in (("wall", 0.5, "wall, median"), ("wall", 0.1, "wall, 10th percentile"),
-                                   ("cpu", 0.5, "CPU, median")):
-        plain_steps = [steady(per_clock(steps, clock), quantile) for steps in (before_steps, after_steps)]
-        litexp_step = steady(per_clock(lightning_steps, clock), quantile)
-        plain_step = statistics.mean(plain_steps)
-        print(f"step time ({label}): plain {1000 * plain_steps[0]:.2f} / {1000 * plain_steps[1]:.2f} ms, "
-              f"litexp {1000 * litexp_step:.2f} ms, overhead {1000 * (litexp_step - plain_step):+.2f} ms per step, "
-              f"ratio {litexp_step / plain_step:.3f}")
+    # the 10th percentile of step times is the step that no other process slowed down
+    for quantile, label in ((0.5, "median"), (0.1, "10th percentile")):
+        plain_step = statistics.mean([steady(before_steps, quantile), steady(after_steps, quantile)])
+        litexp_step = steady(lightning_steps, quantile)
+        print(f"step time, {label}: plain {1000 * steady(before_steps, quantile):.2f} / "
+              f"{1000 * steady(after_steps, quantile):.2f} ms, litexp {1000 * litexp_step:.2f} ms, overhead "
+              f"{1000 * (litexp_step - plain_step):+.2f} ms per step, ratio {litexp_step / plain_step:.3f}")
 
 
 if __name__ == "__main__":
