@@ -60,10 +60,10 @@ def evaluate_run(run_dir: Path, data_path: Optional[Path] = None) -> dict:
     The data is the run's own (its ``config.yaml``), read from ``data_path`` when given.
     """
     from datamodules.translation import ParallelCorpus
-    from experiments.generate import load_checkpoint
+    from experiments.generate import load_text_task
 
     summary = json.loads((run_dir / "summary.json").read_text())
-    task, _ = load_checkpoint(summary["fit"]["best_checkpoint"], Seq2SeqTask)
+    task = load_text_task(summary["fit"]["best_checkpoint"], Seq2SeqTask)
     data_args = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["init_args"]
     datamodule = ParallelCorpus(**{**data_args, **({"path": str(data_path)} if data_path else {})})
     datamodule.setup("test")

@@ -7,39 +7,48 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional, TypeVar
 
 import torch
 
 from datamodules.text import Vocab
-from lit_models import LanguageModelTask, LitexpError, Task
+from lit_models import LanguageModelTask, LitexpError
 from lit_models.rnn import generate
+from lit_models.tasks import KeepsVocab
+
+TextTask = TypeVar("TextTask", bound=KeepsVocab)
 
 
-def load_checkpoint(path: str, task_class: type) -> tuple[Any, dict[str, Any]]:
-    """(task with the trained weights, checkpoint dict); loads with ``weights_only=True``."""
+def load_text_task(path: str, task_class: type[TextTask]) -> TextTask:
+    """The trained task in a checkpoint, with its vocabulary; loads with ``weights_only=True``."""
     if not Path(path).is_file():
         raise LitexpError(f"checkpoint {path} does not exist; give --ckpt_path runs/<name>/<version>/checkpoints/"
                           f"best.ckpt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and OS errors alike
-        raise LitexpError(f"cannot read checkpoint {path}: {error}") from error
-    if not checkpoint.get("vocab") or "hyper_parameters" not in checkpoint:
+        task = task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip, OS, argument and state-dict errors alike
+        raise LitexpError(why_not_loadable(path, task_class, error)) from error
+    if not task.vocab:
         raise LitexpError(f"{path} holds no vocabulary: it is not a checkpoint of a text model trained by litexp")
-    accepted = {name for cls in task_class.__mro__ if issubclass(cls, Task)
-                for name in inspect.signature(cls.__init__).parameters} - {"self", "kwargs"}
-    hparams = {key: value for key, value in checkpoint["hyper_parameters"].items() if key in accepted}
+    return task
+
+
+def why_not_loadable(path: str, task_class: type, error: Exception) -> str:
+    """One line for a checkpoint that ``load_from_checkpoint`` refused: unreadable, not text, or another task."""
     try:
-        task = task_class(**hparams)
-        task.load_state_dict(checkpoint["state_dict"])
-    except (TypeError, RuntimeError) as error:
-        raise LitexpError(f"{path} does not fit {task_class.__name__}: {error}") from error
-    task.vocab = checkpoint["vocab"]
-    return task, checkpoint
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as read_error:
+        return f"cannot read checkpoint {path}: {first_line(read_error)}"
+    if not isinstance(checkpoint, dict) or not checkpoint.get("vocab"):
+        return f"{path} holds no vocabulary: it is not a checkpoint of a text model trained by litexp"
+    return (f"{path} does not fit {task_class.__name__} ({first_line(error)}); give the best.ckpt of a "
+            f"{task_class.__name__} run")
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -58,8 +67,8 @@ def run(argv: list[str]) -> str:
     args = parse(argv)
     if args.num_tokens < 0 or args.temperature <= 0 or args.top_k < 0:
         raise LitexpError("num_tokens and top_k must be >= 0 and temperature > 0")
-    task, checkpoint = load_checkpoint(args.ckpt_path, LanguageModelTask)
-    vocab = Vocab.from_dict(checkpoint["vocab"])
+    task = load_text_task(args.ckpt_path, LanguageModelTask)
+    vocab = Vocab.from_dict(task.vocab)
     prefix_tokens = vocab.tokenizer(args.prefix) if args.prefix else [vocab.token_freqs()[0][0]]
     if not prefix_tokens:
         raise LitexpError(f"the prefix {args.prefix!r} has no tokens after tokenization; give some text")

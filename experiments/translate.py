@@ -105,12 +105,12 @@ def translate(task: Seq2SeqTask, sentences: list[str], beam_size: Optional[int] 
 
 
 def run(argv: list[str]) -> list[str]:
-    from experiments.generate import load_checkpoint
+    from experiments.generate import load_text_task
 
     args = parse(argv)
     check_options(args)
     sentences = read_sentences(args)
-    task, checkpoint = load_checkpoint(str(args.ckpt_path), Seq2SeqTask)
+    task = load_text_task(str(args.ckpt_path), Seq2SeqTask)
     if not isinstance(task.vocab, dict) or "source" not in task.vocab:
         raise LitexpError(f"{args.ckpt_path} is not a checkpoint of a translation model (no source vocabulary)")
     lines = []

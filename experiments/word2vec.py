@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from experiments.generate import load_checkpoint
+from experiments.generate import load_text_task
 from lit_models import LitexpError, Word2VecTask
 from lit_models.word2vec import load_embeddings, nearest_words, save_embeddings
 
@@ -36,8 +36,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def vectors_of(ckpt_path: str):
-    task, checkpoint = load_checkpoint(ckpt_path, Word2VecTask)
-    return checkpoint["vocab"]["tokens"], task.network.embeddings.detach()
+    task = load_text_task(ckpt_path, Word2VecTask)
+    return task.vocab["tokens"], task.network.embeddings.detach()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torch import nn
-from torchmetrics import MeanMetric
 
-from lit_models.registry import build_network, register_network
-from lit_models.tasks import STAGES, KeepsVocab, Task
+from lit_models.registry import register_network
+from lit_models.tasks import KeepsVocab, Task
 from litexp.errors import LitexpError
 
 
@@ -49,16 +48,16 @@ def skipgram(vocab_size: int, embedding_dim: int = 100) -> nn.Module:
 class Word2VecTask(KeepsVocab, Task):
     """Trains word vectors; at the end of ``fit`` writes ``embeddings.txt`` into the run directory."""
 
+    kind = "word_embedding"
     monitor = "val/loss"
     data_attributes = ("vocab_size",)
 
     def __init__(self, network: str = "skipgram", network_args: Optional[dict[str, Any]] = None,
                  vocab_size: PositiveInt = 32, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.save_hyperparameters()
-        self._finish_init(build_network(network, kind="word_embedding", vocab_size=int(vocab_size),
-                                        **(network_args or {})))
-        self.metrics = nn.ModuleDict({f"{stage}/loss": MeanMetric() for stage in STAGES})
+        super().__init__(network, network_args, **kwargs)
+
+    def network_inputs(self) -> dict[str, Any]:
+        return {"vocab_size": self.hparams.vocab_size}
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         centers, contexts, noise = batch  # (B,), (B,), (B, K)
@@ -67,8 +66,7 @@ class Word2VecTask(KeepsVocab, Task):
         labels[:, 0] = 1.0
         scores = self.network(centers, others)
         loss = F.binary_cross_entropy_with_logits(scores, labels, reduction="none").sum(dim=1).mean()
-        self.metrics[f"{stage}/loss"].update(loss.detach(), weight=centers.numel())
-        self.log(f"{stage}/loss", self.metrics[f"{stage}/loss"], on_step=False, on_epoch=True, prog_bar=True)
+        self.metrics_of(stage)["loss"].update(loss.detach(), weight=centers.numel())
         return loss
 
     def on_fit_end(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 import torchvision
 
 from datamodules.vision import DEBIAN_FASHION_MNIST
-from experiments.cli import CONFIG_DIR, main
+from experiments.bench_finetune import fine_tune, pretrain
 from lit_models import ClassificationTask, LitexpError
 
 SMALL_RESNET = {"network": "resnet18", "network_args": {"width": 4}}
@@ -82,7 +81,7 @@ def test_files_that_need_code_to_load_are_refused(tmp_path):
 def test_backbone_learning_rate_and_freezing():
     task = ClassificationTask(network="lenet", lr=0.2, backbone_lr_mult=0.1)
     backbone = {id(p) for p in task.network.features.parameters()}
-    for group in task.optimizer_groups():
+    for group in task.configure_optimizers().param_groups:
         in_backbone = {id(p) in backbone for p in group["params"]}
         assert len(in_backbone) == 1  # a group is all backbone or all head
         assert group["lr"] == pytest.approx(0.02 if in_backbone == {True} else 0.2)
@@ -94,27 +93,12 @@ def test_backbone_learning_rate_and_freezing():
         ClassificationTask(network="mlp", freeze_backbone=True)
 
 
-def fit(root: Path, name: str, *options: str) -> dict:
-    code = main(["fit", "--config", str(CONFIG_DIR / "fashion_mnist/lenet_modern.yaml"), "--test",
-                 "--run.root", str(root), "--run.name", name, "--trainer.enable_progress_bar=false",
-                 "--trainer.enable_model_summary=false", "--trainer.max_epochs=1", "--trainer.limit_val_batches=1",
-                 "--trainer.limit_test_batches=8", "--data.batch_size=128", *options])
-    assert code == 0
-    (summary,) = (root / name).glob("*/summary.json")
-    return json.loads(summary.read_text())
-
-
 @pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).exists(), reason="real Fashion-MNIST not installed")
-def test_fine_tuning_beats_training_from_scratch_on_new_classes(tmp_path, monkeypatch):
-    # pretrain on T-shirt..coat (classes 0-4); then the same small budget on sandal..ankle boot (5-9)
+def test_fine_tuning_on_new_classes_end_to_end(tmp_path, monkeypatch):
+    # pretrain on T-shirt..coat (classes 0-4), fine-tune on sandal..ankle boot (5-9); how it compares with
+    # training from scratch is a benchmark: python -m experiments.bench_finetune
     monkeypatch.setenv("LITEXP_DATA_DIR", str(tmp_path / "data"))
-    fit(tmp_path, "pretrain", "--data.classes=[0,1,2,3,4]", "--trainer.limit_train_batches=100")
-    checkpoint = next((tmp_path / "pretrain").glob("*/checkpoints/last.ckpt"))
-    budget = ("--data.classes=[5,6,7,8,9]", "--trainer.limit_train_batches=4")
-    scratch = fit(tmp_path, "scratch", *budget)
-    tuned = fit(tmp_path, "tuned", *budget, f"--model.pretrained={checkpoint}", "--model.backbone_lr_mult=0.1")
+    checkpoint = pretrain(tmp_path, batches=20)
+    tuned = fine_tune(tmp_path, checkpoint, batches=4)
     assert tuned["data"]["classes"] == [5, 6, 7, 8, 9]
-    print(f"test acc on classes 5-9: fine-tuned {tuned['test']['metrics']['test/acc']:.3f}, "
-          f"from scratch {scratch['test']['metrics']['test/acc']:.3f}")
-    # only LeNet's conv layers transfer (its three dense layers are the new head): a modest, seeded margin
-    assert tuned["test"]["metrics"]["test/acc"] > scratch["test"]["metrics"]["test/acc"] + 0.01
+    assert tuned["test"]["metrics"]["test/acc"] > 0.4  # chance on five classes is 0.2

@@ -1,6 +1,8 @@
-"""Optimizers, schedules and initialisation by name; checkpoints that load with weights_only."""
+"""Tasks: initialisation by name, user errors, metrics per stage, checkpoints that load with weights_only."""
 
 from __future__ import annotations
+
+import csv
 
 import lightning.pytorch as pl
 import pytest
@@ -8,39 +10,6 @@ import torch
 
 from lit_models import ClassificationTask, LitexpError
 from lit_models.init import init_weights
-from lit_models.optim import OPTIMIZERS, build_optimizer, parameter_groups
-
-
-@pytest.mark.parametrize("name", OPTIMIZERS)
-def test_every_optimizer_builds_and_lowers_a_loss(name):
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(4, 1)
-    inputs, targets = torch.randn(64, 4), torch.randn(64, 1)
-    groups = parameter_groups(layer.named_parameters(), weight_decay=1e-4, lr=0.05)
-    optimizer = build_optimizer(name, groups, lr=0.05, momentum=0.9)
-    first = None
-    for _ in range(20):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(layer(inputs), targets)
-        first = first if first is not None else loss.item()
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < first
-
-
-def test_momentum_names_differ_only_in_momentum():
-    params = [torch.nn.Parameter(torch.zeros(2, 2))]
-    assert build_optimizer("sgd", [{"params": params}], 0.1, 0.9).defaults["momentum"] == 0.0
-    assert build_optimizer("momentum", [{"params": params}], 0.1, 0.9).defaults["momentum"] == 0.9
-    assert build_optimizer("nesterov", [{"params": params}], 0.1, 0.9).defaults["nesterov"] is True
-
-
-def test_weight_decay_skips_biases_and_norms():
-    network = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
-    decayed, plain = parameter_groups(network.named_parameters(), weight_decay=0.1, lr=1.0)
-    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
-    assert [p.shape for p in decayed["params"]] == [torch.Size([3, 3])]
-    assert len(plain["params"]) == 3  # linear bias, norm weight, norm bias
 
 
 @pytest.mark.parametrize("scheme", ["normal", "xavier", "he"])
@@ -51,18 +20,6 @@ def test_init_schemes_reset_weights_and_zero_biases(scheme):
     assert torch.all(layer.bias == 0)
     expected_std = {"normal": 0.01, "xavier": (2 / 700) ** 0.5, "he": (2 / 400) ** 0.5}[scheme]
     assert layer.weight.std().item() == pytest.approx(expected_std, rel=0.05)
-
-
-@pytest.mark.parametrize("scheduler", ["step", "cosine", "one_cycle"])
-def test_schedulers_change_the_learning_rate(scheduler, tmp_path):
-    model = ClassificationTask(network="softmax_regression", input_shape=(1, 4, 4), num_classes=2,
-                               scheduler=scheduler, step_size=1, lr=0.1)
-    images, labels = torch.randn(32, 1, 4, 4), torch.randint(0, 2, (32,))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
-    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.fit(model, loader)
-    assert trainer.optimizers[0].param_groups[0]["lr"] != pytest.approx(0.1)
 
 
 def test_bad_learning_rate_and_unknown_network_are_user_errors():
@@ -85,3 +42,30 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     images = torch.randn(2, 1, 6, 6)
     model.eval(), restored.eval()
     assert torch.equal(model(images), restored(images))
+
+
+def test_metrics_are_logged_once_per_epoch_under_their_names(tmp_path):
+    torch.manual_seed(0)
+    model = ClassificationTask(network="softmax_regression", input_shape=(1, 4, 4), num_classes=3, lr=0.5)
+    images, labels = torch.randn(64, 1, 4, 4), torch.randint(0, 3, (64,))
+    dataset = torch.utils.data.TensorDataset(images, labels)
+    train = torch.utils.data.DataLoader(dataset, batch_size=8)  # 8 steps per epoch
+    val = torch.utils.data.DataLoader(dataset, batch_size=16)
+    logger = pl.loggers.CSVLogger(tmp_path, name="", version="")
+    trainer = pl.Trainer(max_epochs=2, logger=logger, log_every_n_steps=3, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, train, val)
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    logged = {name: [int(row["step"]) for row in rows if row.get(name)] for name in rows[0] if "/" in name}
+    assert set(logged) == {"train/loss", "train/acc", "val/loss", "val/acc", "train/step_loss"}
+    assert set(model.metrics) == {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
+    assert [len(logged[name]) for name in ("train/loss", "train/acc", "val/loss", "val/acc")] == [2, 2, 2, 2]
+    assert logged["train/step_loss"] == [2, 5, 8, 11, 14]  # every log_every_n_steps, not every step
+    # val/acc is the accuracy over the whole validation split, of the model as it ended
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(images).argmax(dim=-1) == labels).float().mean().item()
+    last_val_acc = [row["val/acc"] for row in rows if row["val/acc"]][-1]
+    assert float(last_val_acc) == pytest.approx(accuracy)
+    assert trainer.callback_metrics["val/acc"].item() == pytest.approx(accuracy)

@@ -1,0 +1,99 @@
+"""Language models: next-token prediction over windows of tokens, with an n-gram baseline."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
+from torchmetrics import Metric
+from torchmetrics.text import Perplexity
+
+from lit_models.tasks.base import Task
+from lit_models.tasks.keeps_vocab import KeepsVocab
+from litexp.errors import LitexpError
+
+
+class LanguageModelTask(KeepsVocab, Task):
+    """Next-token prediction; ``ppl`` = exp(mean token negative log-likelihood).
+
+    With ``carry_state`` (sequential sampling) the hidden state of one training batch starts the
+    next one, detached so that backpropagation stops at the batch border; it is reset every epoch.
+    At fit start an n-gram model (``ngram_order``, 0 = off) is counted on the same training blocks
+    and scored on the validation blocks: ``summary.json`` reports it next to ``val/ppl``.
+    """
+
+    kind = "language_model"
+    monitor = "val/ppl"
+    monitor_mode = "min"
+    data_attributes = ("vocab_size",)
+
+    def __init__(
+        self,
+        network: str = "gru_lm",
+        network_args: Optional[dict[str, Any]] = None,
+        vocab_size: PositiveInt = 32,
+        carry_state: bool = False,
+        ngram_order: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        if ngram_order not in (0, 1, 2, 3):
+            raise LitexpError(f"ngram_order must be 0 (off), 1, 2 or 3, got {ngram_order}")
+        super().__init__(network, network_args, **kwargs)
+        self.vocab_size = int(vocab_size)
+        self.carry_state = carry_state
+        self.ngram_order = ngram_order
+        self._state = None  # hidden state carried between training batches (sequential sampling)
+        self.baseline: dict[str, Any] = {}
+
+    def network_inputs(self) -> dict[str, Any]:
+        return {"vocab_size": self.hparams.vocab_size}
+
+    def stage_metrics(self, stage: str) -> dict[str, Metric]:
+        return {**super().stage_metrics(stage), "ppl": Perplexity()}
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        return self.network(tokens, state)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.ngram_order and hasattr(datamodule, "val_ranges") and datamodule.val_ranges:
+            from lit_models.ngram import NGramModel
+
+            ids = datamodule.load("train")[0].tolist()
+            model = NGramModel(self.vocab_size, self.ngram_order).fit(ids, datamodule.train_ranges)
+            self.baseline = {"ngram_order": self.ngram_order, "smoothing": model.smoothing,
+                             "ngram_val_ppl": round(model.perplexity(ids, datamodule.val_ranges), 4)}
+
+    def on_train_epoch_start(self) -> None:
+        self._state = None
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        inputs, targets = batch  # (B, T) int64 each
+        carry = stage == "train" and self.carry_state
+        state = self._state if carry and _batch_of(self._state) == inputs.shape[0] else None
+        logits, state = self(inputs, state)  # (B, T, V)
+        if carry:  # keep the values, cut the graph: backpropagation ends at this batch
+            self._state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        metrics = self.metrics_of(stage)
+        metrics["loss"].update(loss.detach(), weight=targets.numel())
+        metrics["ppl"].update(logits.detach().float(), targets)
+        return loss
+
+    def predict_step(self, batch, batch_idx):
+        inputs, targets = batch
+        logits, _ = self(inputs)
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(dim=1)  # (B,)
+        return {"window_nll": nll, "window_ppl": nll.exp()}
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), **self.baseline}
+
+
+def _batch_of(state) -> Optional[int]:
+    if state is None:
+        return None
+    return (state[0] if isinstance(state, tuple) else state).shape[1]
