@@ -1,23 +1,28 @@
 """The DataModule base: data held as tensors, splits owned here, batches cut from tensors.
 
-A subclass only says how to load a split (``load``) and how to turn a raw batch into model input
-on the device (``transform_batch``). This class owns the rest: hold-out or K-fold validation taken
-from the official training split, index batches that DDP ranks shard without overlap, and the
-rule that the test split is read only by ``test`` and ``predict``.
+The contract. A subclass says
+ - how to read the official ``"train"`` and ``"test"`` splits as tensors (``load``),
+ - how to turn a raw batch into model input on the device (``transform_batch``),
+ - which split strategy fits its data (``split_strategy``: samples or token blocks) and, where
+   batches are not plain rows of its tensors, how to cut them (``batches``).
+This class owns the rest, once for every subclass: the split options and their checks, hold-out or
+K-fold validation taken from the training split, the split fingerprint, the loaders with batches
+that DDP ranks shard without overlap, and the rule that the test split is read only by ``test``
+and ``predict`` (and never while a search holds the test lock).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.splits import check_split_settings, holdout_split, kfold_split, split_fingerprint
+from datamodules.splits import IndexSplit, Part, SplitOptions, split_fingerprint
 from litexp.errors import LitexpError
 
 
@@ -63,7 +68,8 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)  # same order on every rank
         return self.indices[torch.randperm(len(self.indices), generator=generator)]
 
-    def _batches(self) -> list[torch.Tensor]:
+    def batches(self) -> list[torch.Tensor]:
+        """This rank's index tensors of the current epoch, in order."""
         order = self._order()
         if not self.global_batches:
             shard = torch.tensor_split(order, self.world_size)[self.rank]
@@ -76,21 +82,28 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         return batches
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(self._batches())
+        return iter(self.batches())
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self.batches())
 
 
 class DataModule(pl.LightningDataModule):
-    """Base of every litexp DataModule (the CLI chooses among its subclasses by class name)."""
+    """Base of every litexp DataModule (the CLI chooses among its subclasses by class name).
+
+    Subclasses take their own options and forward the split options here with ``**kwargs``
+    (LightningCLI follows them, so ``--data.help`` lists both).
+    """
 
     # Subclasses describe their samples with the attributes their task needs (the CLI links them
     # into the model): ``num_classes`` and ``input_shape`` for classification, ``in_features`` and
     # ``num_outputs`` for regression.
+    #: how validation is cut from the training split: samples (IndexSplit) or token blocks (BlockSplit)
+    split_strategy = IndexSplit()
     #: does stratification by target make sense (class labels) or not (regression)
     stratify: bool = True
-    #: set during a hyperparameter search (``litexp tune``): reading the test split then raises
+    #: set class-wide during a hyperparameter search (``litexp tune``): reading the test split then raises.
+    #: ``lock_test_split()`` locks one instance.
     test_split_locked: bool = False
 
     def __init__(
@@ -99,38 +112,74 @@ class DataModule(pl.LightningDataModule):
         eval_batch_size: Optional[PositiveInt] = None,
         val_fraction: float = 0.1,
         num_folds: Optional[int] = None,
-        fold: int = 0,
+        fold: NonNegativeInt = 0,
         split_seed: int = 0,
     ) -> None:
+        """
+        Args:
+            batch_size: training batch size per device.
+            eval_batch_size: validation/test batch size (default: ``batch_size``).
+            val_fraction: hold-out fraction of the training split (used when ``num_folds`` is null).
+            num_folds: K for K-fold validation; ``fold`` picks the validation fold.
+            fold: which fold (0..num_folds-1) is the validation set.
+            split_seed: seed of the hold-out / K-fold split.
+        """
         super().__init__()
         if int(batch_size) <= 0:
             raise LitexpError(f"batch_size must be a positive integer, got {batch_size}")
-        check_split_settings(val_fraction, num_folds, fold)
+        self.split_options = SplitOptions(float(val_fraction), num_folds, int(fold), int(split_seed))
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.val_fraction = float(val_fraction)
         self.num_folds = num_folds
         self.fold = int(fold)
         self.split_seed = int(split_seed)
-        self.train_indices: Optional[np.ndarray] = None
-        self.val_indices: Optional[np.ndarray] = None
+        self.train_indices: Optional[Part] = None  # what validation leaves for training (indices or ranges)
+        self.val_indices: Optional[Part] = None
         self._train_split: Optional[tuple[torch.Tensor, ...]] = None
         self._test_split: Optional[tuple[torch.Tensor, ...]] = None
-        self.test_split_loads = 0  # how often the official test split was read (isolation checks)
 
     def __str__(self) -> str:  # Lightning's default builds every dataloader just to print it
         return f"{type(self).__name__}(batch_size={self.batch_size})"
 
     # -- what a subclass provides ------------------------------------------------------------
-    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (inputs, targets) of the official ``"train"`` or ``"test"`` split."""
+    def load(self, split: str) -> tuple[torch.Tensor, ...]:
+        """The tensors of the official ``"train"`` or ``"test"`` split; their first axis is the sample
+        (index split) or the token position (block split)."""
         raise NotImplementedError
 
     def transform_batch(self, batch: tuple[torch.Tensor, ...], training: bool) -> tuple[torch.Tensor, ...]:
         """Turn a raw batch into model input, on the device (scaling, resizing, augmentation)."""
         return batch
 
+    def split_labels(self, tensors: tuple[torch.Tensor, ...]) -> Optional[np.ndarray]:
+        """Labels to stratify the split by (the second tensor, for classification), or None."""
+        return tensors[1].numpy() if self.stratify and len(tensors) > 1 else None
+
+    def fingerprint_arrays(self) -> tuple[np.ndarray, ...]:
+        """Arrays beyond the split itself that decide what a run saw (e.g. a corpus' token ids)."""
+        return ()
+
+    def batches(self, tensors: tuple[torch.Tensor, ...], part: Part,
+                mode: Literal["train", "eval"]) -> tuple[Dataset, Sampler]:
+        """(dataset of whole batches, batch sampler) over ``part`` of ``tensors``: rows cut by index."""
+        rank, world_size = self._rank_and_world()
+        sampler = ShardedBatchSampler(
+            part,
+            batch_size=self.batch_size if mode == "train" else self.eval_batch_size,
+            shuffle=mode == "train",
+            global_batches=mode == "train",
+            seed=self.run_seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        return TensorBatches(*tensors), sampler
+
     # -- splits -------------------------------------------------------------------------------
+    def make_split(self, num_items: int, labels: Optional[np.ndarray] = None) -> tuple[Part, Part]:
+        """(train part, val part) of a training split of ``num_items``: the one place that splits."""
+        return self.split_strategy.split(num_items, labels, self.split_options)
+
     def prepare_data(self) -> None:
         """Fetch and decode the training split once (rank 0 only under DDP; later calls hit the cache).
 
@@ -146,26 +195,30 @@ class DataModule(pl.LightningDataModule):
                 raise LitexpError("the test split is locked during a hyperparameter search; "
                                   "it is evaluated once, after the search, by litexp tune itself")
             self._test_split = self.load("test")
-            self.test_split_loads += 1
+
+    def lock_test_split(self) -> None:
+        """From now on this instance refuses to read the test split (a search's folds and trials)."""
+        self.test_split_locked = True
 
     def _setup_train_split(self) -> None:
         if self._train_split is not None:
             return
-        split = self.load("train")
-        targets = split[1]
-        labels = targets.numpy() if self.stratify else None
-        if self.num_folds is None:
-            train, val = holdout_split(labels, len(targets), self.val_fraction, self.split_seed)
-        else:
-            train, val = kfold_split(labels, len(targets), self.num_folds, self.fold, self.split_seed)
+        tensors = self.load("train")
+        train, val = self.make_split(len(tensors[0]), self.split_labels(tensors))
         # assigned only once the split succeeded: a failed setup is not mistaken for a done one
-        self._train_split, self.train_indices, self.val_indices = split, train, val
+        self._train_split, self.train_indices, self.val_indices = tensors, train, val
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_indices is not None and self.split_strategy.size(self.val_indices) > 0
 
     @property
     def split_fingerprint(self) -> Optional[str]:
+        """Short hash of what this run trains and validates on: equal fingerprints, equal samples."""
         if self.train_indices is None:
             return None
-        return split_fingerprint(self.train_indices, self.val_indices)
+        parts = [np.asarray(part, dtype=np.int64).ravel() for part in (self.train_indices, self.val_indices)]
+        return split_fingerprint(*parts, *self.fingerprint_arrays())
 
     def summary(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"data": type(self).__name__, "batch_size": self.batch_size}
@@ -175,45 +228,42 @@ class DataModule(pl.LightningDataModule):
             facts.update(split="kfold", num_folds=self.num_folds, fold=self.fold)
         facts["split_seed"] = self.split_seed
         if self.train_indices is not None:
-            facts.update(train_size=len(self.train_indices), val_size=len(self.val_indices),
+            facts.update(train_size=self.split_strategy.size(self.train_indices),
+                         val_size=self.split_strategy.size(self.val_indices),
                          split_fingerprint=self.split_fingerprint)
         return facts
 
     # -- loaders ------------------------------------------------------------------------------
+    @property
+    def run_seed(self) -> int:
+        """The run's seed (``seed_everything``), equal on all ranks: shuffles differ by run and epoch."""
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
         if trainer is None:
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
-    def _loader(self, tensors: tuple[torch.Tensor, ...], indices: np.ndarray, training: bool) -> DataLoader:
-        rank, world_size = self._rank_and_world()
-        sampler = ShardedBatchSampler(
-            indices,
-            batch_size=self.batch_size if training else self.eval_batch_size,
-            shuffle=training,
-            global_batches=training,
-            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # the run's seed, equal on all ranks
-            rank=rank,
-            world_size=world_size,
-        )
-        # batch_size=None: the sampler's index tensors go straight to TensorBatches.__getitem__
-        return DataLoader(TensorBatches(*tensors), sampler=sampler, batch_size=None, num_workers=0)
+    def _loader(self, tensors: tuple[torch.Tensor, ...], part: Part, mode: Literal["train", "eval"]) -> DataLoader:
+        dataset, sampler = self.batches(tensors, part, mode)
+        # batch_size=None: the sampler's items go straight to the dataset's __getitem__ (whole batches)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
 
     def train_dataloader(self) -> DataLoader:
         self._setup_train_split()
-        return self._loader(self._train_split, self.train_indices, training=True)
+        return self._loader(self._train_split, self.train_indices, "train")
 
     def val_dataloader(self):
         self._setup_train_split()
-        if len(self.val_indices) == 0:
+        if not self.has_validation:
             return []  # val_fraction=0: train on everything, no validation loop
-        return self._loader(self._train_split, self.val_indices, training=False)
+        return self._loader(self._train_split, self.val_indices, "eval")
 
     def test_dataloader(self) -> DataLoader:
         if self._test_split is None:
             raise RuntimeError("the test split is loaded only by setup('test') or setup('predict')")
-        return self._loader(self._test_split, np.arange(len(self._test_split[1])), training=False)
+        return self._loader(self._test_split, self.split_strategy.whole(len(self._test_split[0])), "eval")
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

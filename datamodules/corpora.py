@@ -1,4 +1,5 @@
-"""Where text comes from: UTF-8 files and folders, and named corpora fetched from their canonical URLs.
+"""Where text comes from: UTF-8 files and folders, named corpora fetched from their canonical URLs, and
+the base of every DataModule that reads a corpus (:class:`CorpusDataModule`).
 
 A named corpus lives in ``<data_dir>/text/<name>/``; its download is checked by checksum before use
 (a ``.zip`` is then unpacked next to it). Files already in place are used offline.
@@ -6,15 +7,13 @@ A named corpus lives in ``<data_dir>/text/<name>/``; its download is checked by 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
-from datamodules.vision import DOWNLOAD_TIMEOUT_S
+from datamodules import files
+from datamodules.base import DataModule
 from litexp.errors import LitexpError
 
 
@@ -51,30 +50,6 @@ CORPORA = {
 TEXT_CORPORA = tuple(name for name, spec in CORPORA.items() if not spec.pairs)
 
 
-def fetch(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download ``url`` to ``target`` (written to a partial file first, so nothing is half-written)."""
-    partial = target.with_name(target.name + ".partial")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as handle:
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-        os.replace(partial, target)
-    finally:
-        socket.setdefaulttimeout(previous)
-        partial.unlink(missing_ok=True)
-
-
-def file_checksum(path: Path, checksum: str) -> bool:
-    algorithm, expected = checksum.split(":")
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest() == expected
-
-
 def named_corpus_files(name: str, data_dir: Path, download: bool) -> tuple[list[Path], list[Path]]:
     """(training files, test files) of a named corpus, downloaded and verified when needed."""
     if name not in CORPORA:
@@ -93,13 +68,12 @@ def named_corpus_files(name: str, data_dir: Path, download: bool) -> tuple[list[
                               f"text/{name}/{download_path.name}, or allow download: true")
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            fetch(spec.url, download_path)
+            files.fetch(spec.url, download_path)
         except Exception as error:  # urllib, socket and OS errors alike
             raise LitexpError(f"corpus {name!r} not found in {folder} and its download from {spec.url} failed "
                               f"({error}); put {download_path.name} there by hand") from error
-    if not file_checksum(download_path, spec.checksum):
-        raise LitexpError(f"checksum mismatch for {download_path}: the file is corrupt or truncated; "
-                          f"delete it and run again to fetch a fresh copy")
+    if not files.has_checksum(download_path, spec.checksum):
+        raise files.checksum_error(download_path)
     if is_archive:
         try:
             with zipfile.ZipFile(download_path) as archive:
@@ -133,3 +107,74 @@ def read_text(paths: list[Path]) -> str:
     if not text.strip():
         raise LitexpError(f"{', '.join(map(str, files[:3]))}: the text is empty; give a file with text in it")
     return text
+
+
+class CorpusDataModule(DataModule):
+    """A DataModule over a text file or folder (``path``) or a named corpus (``corpus``).
+
+    Subclasses (language models, word2vec, translation) add their own options, give ``corpus`` their
+    own default, and forward the rest here with ``**kwargs``.
+    """
+
+    abstract = True  # a base: not offered as --data
+    stratify = False
+    #: the named corpora this kind of DataModule can read, and how its messages call them and a file
+    corpus_names: tuple[str, ...] = TEXT_CORPORA
+    corpus_label: str = "corpus"
+    path_label: str = "a text file or folder"
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        corpus: Optional[str] = None,
+        data_dir: Optional[str] = None,
+        download: bool = True,
+        test_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            path: a UTF-8 text file or a folder of them; replaces ``corpus`` when given.
+            corpus: a named corpus (see the subclass for its default and choices).
+            data_dir: where named corpora live (default: ``$LITEXP_DATA_DIR`` or the user cache).
+            download: fetch a missing named corpus from its canonical URL (checked by checksum).
+            test_fraction: fraction held out for test when the corpus has no test file of its own.
+            kwargs: the split and batch options of :class:`datamodules.base.DataModule`.
+        """
+        super().__init__(**kwargs)
+        if not path and not corpus:
+            raise LitexpError(f"give {self.path_label} (path) or a named {self.corpus_label} "
+                              f"({', '.join(self.corpus_names)})")
+        if not path and corpus not in self.corpus_names:
+            raise LitexpError(f"unknown {self.corpus_label} {corpus!r}; valid corpora: {', '.join(self.corpus_names)} "
+                              f"(or give {self.path_label} with path)")
+        if not 0.0 <= test_fraction < 1.0:
+            raise LitexpError(f"test_fraction must lie in [0, 1), got {test_fraction}")
+        self.path, self.corpus = path, corpus
+        self.data_dir = files.data_dir_path(data_dir)
+        self.download = download
+        self.test_fraction = float(test_fraction)
+
+    @property
+    def source(self) -> str:
+        return str(self.path or self.corpus)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({self.source}, batch_size={self.batch_size})"
+
+    def read_corpus(self) -> tuple[str, Optional[str]]:
+        """(training text, test text or None): ``path`` wins over ``corpus``."""
+        if self.path:
+            return read_text([Path(self.path).expanduser()]), None
+        train_files, test_files = named_corpus_files(self.corpus, self.data_dir, self.download)
+        return read_text(train_files), (read_text(test_files) if test_files else None)
+
+    def hold_out_test(self, tokens: list[str], test_tokens: Optional[list[str]]) -> tuple[list[str], list[str]]:
+        """(training tokens, test tokens): the corpus' own test text, else its last ``test_fraction``."""
+        if test_tokens is not None:
+            return tokens, test_tokens
+        boundary = len(tokens) - int(round(len(tokens) * self.test_fraction))
+        return tokens[:boundary], tokens[boundary:]
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "source": self.source}

@@ -9,16 +9,15 @@ batch, with probability proportional to freq^0.75.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 
-from datamodules.base import DataModule
-from datamodules.text import Punctuation, Tokenizer, Vocab, load_corpus
-from datamodules.vision import default_data_dir
+from datamodules.corpora import CorpusDataModule
+from datamodules.splits import BlockSplit
+from datamodules.vocab import Punctuation, Tokenizer, Vocab
 from litexp.errors import LitexpError
 
 
@@ -42,69 +41,62 @@ def skipgram_pairs(ids: np.ndarray, max_window: int, rng: np.random.Generator) -
     return np.concatenate(centers), np.concatenate(contexts)
 
 
-class SkipGramCorpus(DataModule):
-    """(center, context) pairs of a word-level corpus; batches get ``num_negatives`` noise words."""
+class SkipGramCorpus(CorpusDataModule):
+    """(center, context) pairs of a word-level corpus; batches get ``num_negatives`` noise words.
 
-    stratify = False
+    Validation is a contiguous block of the training text (as for language models), so no context
+    window is shared by training and validation; the vocabulary and the noise distribution come
+    from the training blocks only, and each part's pairs are drawn from its own blocks.
+    """
+
+    split_strategy = BlockSplit()
 
     def __init__(
         self,
-        path: Optional[str] = None,
         corpus: Optional[str] = "ptb",
-        data_dir: Optional[str] = None,
-        download: bool = True,
         lowercase: bool = True,
         punctuation: Punctuation = "keep",
         min_freq: PositiveInt = 10,
         max_window: PositiveInt = 5,
         subsample_threshold: PositiveFloat = 1e-4,
         num_negatives: PositiveInt = 5,
-        test_fraction: float = 0.1,
         data_seed: int = 0,
         batch_size: PositiveInt = 512,
-        eval_batch_size: Optional[PositiveInt] = None,
-        val_fraction: float = 0.1,
-        num_folds: Optional[int] = None,
-        fold: int = 0,
-        split_seed: int = 0,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
-            path: a UTF-8 text file or folder; replaces ``corpus`` when given.
-            corpus: a named corpus (see ``TextCorpus``); the book uses ptb.
+            corpus: a named corpus (see ``TextCorpus``); the book uses ptb. ``path`` replaces it.
             min_freq: rarer words map to ``<unk>`` (and are dropped, as the book does).
             max_window: the largest context window on each side of a center word.
             subsample_threshold: ``t`` of the subsampling rule (smaller drops more frequent words).
             num_negatives: noise words per (center, context) pair.
-            test_fraction: last fraction of the text held out for test (when the corpus has no test file).
             data_seed: seed of subsampling and window sizes.
+            batch_size: pairs per training batch.
+            kwargs: ``path``, ``data_dir``, ``download``, ``test_fraction`` (:class:`CorpusDataModule`) and the
+                split options (validation: the last ``val_fraction`` of the text, or block ``fold`` of
+                ``num_folds``).
         """
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
-                         num_folds=num_folds, fold=fold, split_seed=split_seed)
-        if not 0.0 <= test_fraction < 1.0:
-            raise LitexpError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-        self.path, self.corpus = path, corpus
-        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
-        self.download = download
+        super().__init__(corpus=corpus, batch_size=batch_size, **kwargs)
         self.tokenizer = Tokenizer("word", lowercase, punctuation)
         self.min_freq, self.max_window = int(min_freq), int(max_window)
         self.subsample_threshold, self.num_negatives = float(subsample_threshold), int(num_negatives)
-        self.test_fraction, self.data_seed = float(test_fraction), int(data_seed)
+        self.data_seed = int(data_seed)
         self._vocab: Optional[Vocab] = None
-        self._tokens: dict[str, list[str]] = {}
+        self._ids: dict[str, torch.Tensor] = {}  # word ids of the training part and of the test part
+        self._pairs: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (split, part) -> (centers, contexts)
 
     def _read(self) -> None:
         if self._vocab is not None:
             return
-        text, test_text = load_corpus(self.path, self.corpus, self.data_dir, self.download)
-        tokens = self.tokenizer(text)
-        if test_text is None:
-            boundary = len(tokens) - int(round(len(tokens) * self.test_fraction))
-            tokens, test_tokens = tokens[:boundary], tokens[boundary:]
-        else:
-            test_tokens = self.tokenizer(test_text)
-        self._vocab = Vocab.build([tokens], self.min_freq, self.tokenizer)
-        self._tokens = {"train": tokens, "test": test_tokens}
+        text, test_text = self.read_corpus()
+        tokens, test_tokens = self.hold_out_test(self.tokenizer(text),
+                                                 None if test_text is None else self.tokenizer(test_text))
+        train_ranges, _ = self.make_split(len(tokens))
+        vocab = Vocab.build((tokens[b:e] for b, e in train_ranges), self.min_freq, self.tokenizer)
+        self._ids = {split: torch.tensor(vocab.encode(words), dtype=torch.long)
+                     for split, words in (("train", tokens), ("test", test_tokens))}
+        self._vocab = vocab
 
     @property
     def vocab(self) -> Vocab:
@@ -117,22 +109,44 @@ class SkipGramCorpus(DataModule):
 
     @property
     def noise_weights(self) -> torch.Tensor:
-        """freq^0.75 of every word (reserved tokens and ``<unk>`` are never drawn)."""
+        """freq^0.75 of every word in the training blocks (reserved tokens and ``<unk>`` are never drawn)."""
         weights = torch.tensor(self.vocab.freqs, dtype=torch.float).pow(0.75)
         weights[: self.vocab.ids["<eos>"] + 1] = 0.0
         return weights
 
-    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(self, split: str) -> tuple[torch.Tensor]:
+        """The word ids of the training part (train and validation blocks) or of the test part."""
         self._read()
-        ids = np.asarray(self._vocab.encode(self._tokens[split]), dtype=np.int64)
-        rng = np.random.default_rng(self.data_seed * 2 + (split == "test"))
-        kept = subsample(ids, np.asarray(self._vocab.freqs, dtype=np.float64), self.subsample_threshold, rng)
-        centers, contexts = skipgram_pairs(kept, self.max_window, rng)
-        if len(centers) < (self.batch_size if split == "train" else 1):
-            raise LitexpError(f"{self.path or self.corpus}: the {split} part gives {len(centers)} skip-gram pairs, "
-                              f"fewer than one batch of batch_size={self.batch_size}; use a longer text, lower "
-                              f"min_freq or batch_size, or raise subsample_threshold")
-        return torch.from_numpy(centers), torch.from_numpy(contexts)
+        return (self._ids[split],)
+
+    def fingerprint_arrays(self) -> tuple[np.ndarray, ...]:
+        return (self._ids["train"].numpy(),)
+
+    def pairs(self, ids: torch.Tensor, ranges: list[tuple[int, int]], salt: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(centers, contexts) drawn from the words inside ``ranges``: subsampled, random windows, seeded."""
+        key = (salt, tuple(ranges))
+        if key not in self._pairs:
+            rng = np.random.default_rng([self.data_seed, salt])
+            freqs = np.asarray(self._vocab.freqs, dtype=np.float64)
+            centers, contexts = [], []
+            for begin, end in ranges:
+                kept = subsample(ids[begin:end].numpy(), freqs, self.subsample_threshold, rng)
+                block_centers, block_contexts = skipgram_pairs(kept, self.max_window, rng)
+                centers.append(block_centers)
+                contexts.append(block_contexts)
+            pair_count = sum(len(c) for c in centers)
+            if pair_count < (self.batch_size if salt == 0 else 1):
+                raise LitexpError(f"{self.source}: a part of the text gives {pair_count} skip-gram pairs, fewer than "
+                                  f"one batch of batch_size={self.batch_size}; use a longer text, lower min_freq or "
+                                  f"batch_size, or raise subsample_threshold")
+            self._pairs[key] = (torch.from_numpy(np.concatenate(centers)), torch.from_numpy(np.concatenate(contexts)))
+        return self._pairs[key]
+
+    def batches(self, tensors, part, mode):
+        # training blocks, validation blocks and the test part each draw their own pairs (salt 0, 1, 2)
+        salt = 0 if mode == "train" else (1 if tensors[0] is self._ids["train"] else 2)
+        centers, contexts = self.pairs(tensors[0], part, salt)
+        return super().batches((centers, contexts), np.arange(len(centers)), mode)
 
     def transform_batch(self, batch, training: bool):
         centers, contexts = batch  # (B,), (B,)
@@ -141,7 +155,7 @@ class SkipGramCorpus(DataModule):
         return centers, contexts, noise.view(-1, self.num_negatives)  # (B,), (B,), (B, K)
 
     def summary(self) -> dict[str, Any]:
-        facts = {**super().summary(), "source": self.path or self.corpus}
+        facts = super().summary()
         if self._vocab is not None:
             facts["vocab_size"] = len(self._vocab)
         return facts

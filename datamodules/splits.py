@@ -1,12 +1,20 @@
-"""Validation splits as pure functions of (labels, settings, seed): the same on every rank and run.
+"""Validation splits as pure functions of (size, labels, settings, seed): the same on every rank and run.
 
-Hold-out and K-fold are stratified by label (scikit-learn splitters). Both take indices into the
-official *training* split only; the test split never enters here.
+Two strategies, each written once; a DataModule names the one that fits its data:
+
+- :class:`IndexSplit` for independent samples (images, sentence pairs, skip-gram pairs): hold-out or
+  fold k of K over sample indices, stratified by label when labels are given (scikit-learn splitters);
+- :class:`BlockSplit` for one long token sequence: contiguous blocks, so that no window of text is
+  seen by both training and validation.
+
+Both cut the official *training* split only; the test split never enters here.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
@@ -43,7 +51,11 @@ def holdout_split(labels: np.ndarray | None, num_samples: int, val_fraction: flo
                 f"{int(counts[counts > 0].min())} samples; use a larger dataset or another val_fraction"
             ) from error
     else:
-        train, val = next(ShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed).split(all_indices))
+        try:
+            train, val = next(ShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed).split(all_indices))
+        except ValueError as error:  # too few samples for both sides
+            raise LitexpError(f"{num_samples} samples are too few for a hold-out split with val_fraction="
+                              f"{val_fraction}") from error
     return np.sort(train), np.sort(val)
 
 
@@ -78,3 +90,73 @@ def split_fingerprint(*index_arrays: np.ndarray) -> str:
         digest.update(np.asarray(indices, dtype=np.int64).tobytes())
         digest.update(b"|")
     return digest.hexdigest()[:16]
+
+
+def block_split(num_tokens: int, val_fraction: float, num_folds: Optional[int],
+                fold: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(train ranges, val ranges) of contiguous token blocks ``[begin, end)``.
+
+    Hold-out validates on the last ``val_fraction`` of the tokens; K-fold cuts them into K blocks
+    and validates on block ``fold`` (neighbouring training blocks merge into one stretch).
+    """
+    if num_folds is None:
+        boundary = num_tokens - int(round(num_tokens * val_fraction))
+        return [(0, boundary)], ([(boundary, num_tokens)] if boundary < num_tokens else [])
+    edges = np.linspace(0, num_tokens, num_folds + 1).astype(int)
+    train = [(int(edges[k]), int(edges[k + 1])) for k in range(num_folds) if k != fold]
+    merged: list[tuple[int, int]] = []
+    for begin, end in train:  # neighbouring blocks form one stretch: windows may cross their border
+        if merged and merged[-1][1] == begin:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((begin, end))
+    return merged, [(int(edges[fold]), int(edges[fold + 1]))]
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """The validation options every DataModule takes; checked here, once, before any data is read."""
+
+    val_fraction: float = 0.1
+    num_folds: Optional[int] = None
+    fold: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_split_settings(self.val_fraction, self.num_folds, self.fold)
+
+    @property
+    def kind(self) -> str:
+        return "holdout" if self.num_folds is None else "kfold"
+
+
+Ranges = list[tuple[int, int]]
+Part = Union[np.ndarray, Ranges]  # sample indices (IndexSplit) or token ranges (BlockSplit)
+
+
+class IndexSplit:
+    """Independent samples: (train, val) index arrays; stratified when labels are given."""
+
+    def split(self, num_items: int, labels: Optional[np.ndarray], options: SplitOptions) -> tuple[Part, Part]:
+        if options.num_folds is None:
+            return holdout_split(labels, num_items, options.val_fraction, options.seed)
+        return kfold_split(labels, num_items, options.num_folds, options.fold, options.seed)
+
+    def whole(self, num_items: int) -> Part:
+        return np.arange(num_items)
+
+    def size(self, part: Part) -> int:
+        return len(part)
+
+
+class BlockSplit:
+    """One token sequence: (train ranges, val ranges) of contiguous blocks; labels and seed unused."""
+
+    def split(self, num_items: int, labels: Optional[np.ndarray], options: SplitOptions) -> tuple[Part, Part]:
+        return block_split(num_items, options.val_fraction, options.num_folds, options.fold)
+
+    def whole(self, num_items: int) -> Part:
+        return [(0, num_items)]
+
+    def size(self, part: Part) -> int:
+        return sum(end - begin for begin, end in part)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 from jsonargparse.typing import NonNegativeFloat, PositiveInt
@@ -25,14 +25,17 @@ class SyntheticRegression(DataModule):
         num_test: PositiveInt = 1000,
         data_seed: int = 0,
         batch_size: PositiveInt = 10,
-        eval_batch_size: Optional[PositiveInt] = None,
-        val_fraction: float = 0.1,
-        num_folds: Optional[int] = None,
-        fold: int = 0,
-        split_seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
-                         num_folds=num_folds, fold=fold, split_seed=split_seed)
+        """
+        Args:
+            w, b, noise: the true weights, bias and noise level of ``y = X w + b + noise``.
+            num_train, num_test: samples drawn for the training and the test split.
+            data_seed: seed of the draw.
+            batch_size: training batch size (the book's 10).
+            kwargs: the other split and batch options of :class:`datamodules.base.DataModule`.
+        """
+        super().__init__(batch_size=batch_size, **kwargs)
         self.w = [float(value) for value in w]
         self.b = float(b)
         self.noise = float(noise)

@@ -21,14 +21,11 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.utilities import rank_zero_warn
 
-from datamodules.base import DataModule
-from datamodules.corpora import named_corpus_files, read_text
-from datamodules.splits import holdout_split, kfold_split, split_fingerprint
-from datamodules.text import Tokenizer, Vocab
-from datamodules.vision import default_data_dir
+from datamodules.corpora import CorpusDataModule, named_corpus_files, read_text
+from datamodules.vocab import Tokenizer, Vocab
 from litexp.errors import LitexpError
 
 #: named corpora (in ``datamodules.corpora.CORPORA``) that hold sentence pairs
@@ -57,11 +54,6 @@ def normalize(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Word tokens of one sentence: ``normalize(text).split()``."""
     return normalize(text).split()
-
-
-def pad_or_trim(tokens: list[str], num_steps: int) -> list[str]:
-    """The book's ``pad_or_trim``: cut to ``num_steps`` tokens or fill up with ``<pad>``."""
-    return tokens[:num_steps] + ["<pad>"] * max(0, num_steps - len(tokens))
 
 
 def ids_to_tokens(vocab: Vocab, ids: Iterable[int] | torch.Tensor) -> list[str]:
@@ -123,90 +115,58 @@ def encode_side(sentences: list[list[str]], vocab: Vocab, num_steps: int) -> tup
 
 
 # -- the DataModule -----------------------------------------------------------------------------------
-class ParallelCorpus(DataModule):
+class ParallelCorpus(CorpusDataModule):
     """Sentence pairs for sequence-to-sequence translation: source and target ids with valid lengths."""
 
-    stratify = False
+    corpus_names = TRANSLATION_CORPORA
+    corpus_label = "translation corpus"
+    path_label = "a tab-separated file of sentence pairs"
 
     def __init__(
         self,
-        path: Optional[str] = None,
         corpus: Optional[str] = "fra-eng",
-        data_dir: Optional[str] = None,
-        download: bool = True,
         reverse: bool = False,
         min_freq: PositiveInt = 2,
         num_steps: PositiveInt = 9,
         max_pairs: Optional[PositiveInt] = None,
-        test_fraction: float = 0.1,
         batch_size: PositiveInt = 128,
-        eval_batch_size: Optional[PositiveInt] = None,
         val_fraction: float = 0.2,
-        num_folds: Optional[int] = None,
-        fold: NonNegativeInt = 0,
-        split_seed: int = 0,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
-            path: a UTF-8 file of ``source<TAB>target`` lines (more columns are ignored); replaces ``corpus``.
             corpus: a named parallel corpus: fra-eng (the book's English-French pairs) or toy (a reversible
-                toy language with a grammar, generated here: :mod:`datamodules.toy_language`).
-            data_dir: where named corpora live (default: ``$LITEXP_DATA_DIR`` or the user cache).
-            download: fetch a missing named corpus from its canonical URL (checked by checksum).
+                toy language with a grammar, generated here: :mod:`datamodules.toy_language`); ``path``
+                (a UTF-8 file of ``source<TAB>target`` lines, more columns ignored) replaces it.
             reverse: swap the columns: translate the second language into the first.
             min_freq: words rarer than this in the training pairs map to ``<unk>`` (per language).
             num_steps: tokens per sentence, ``<eos>`` included: longer ones are cut, shorter ones padded.
             max_pairs: use only the first N well-formed pairs (fra-eng is sorted by length, short first).
-            test_fraction: fraction of the pairs held out for test, by a fixed seed (never moves).
             batch_size: pairs per training batch.
-            eval_batch_size: pairs per validation / test batch (default: batch_size).
             val_fraction: fraction of the training pairs used for validation (hold-out).
-            num_folds: K folds of the training pairs instead of hold-out; fold ``fold`` validates.
-            fold: which fold validates (0..num_folds-1).
-            split_seed: seed of the hold-out / K-fold validation split.
+            kwargs: ``path``, ``data_dir``, ``download``, ``test_fraction`` (the fraction of pairs held out for
+                test, by a fixed seed: it never moves) of :class:`CorpusDataModule`, and the split options.
         """
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
-                         num_folds=num_folds, fold=fold, split_seed=split_seed)
-        if not path and not corpus:
-            raise LitexpError(f"give a tab-separated file of sentence pairs (path) or a named corpus "
-                              f"({', '.join(TRANSLATION_CORPORA)})")
-        if not path and corpus not in TRANSLATION_CORPORA:
-            raise LitexpError(f"unknown translation corpus {corpus!r}; valid corpora: {', '.join(TRANSLATION_CORPORA)}"
-                              f" (or give a tab-separated file with path)")
+        super().__init__(corpus=corpus, batch_size=batch_size, val_fraction=val_fraction, **kwargs)
         if int(num_steps) < 2:
             raise LitexpError(f"num_steps must be at least 2 (a word and <eos>), got {num_steps}")
         if int(min_freq) < 1:
             raise LitexpError(f"min_freq must be a positive integer, got {min_freq}")
         if max_pairs is not None and int(max_pairs) < 1:
             raise LitexpError(f"max_pairs must be a positive integer or null (all pairs), got {max_pairs}")
-        if not 0.0 <= test_fraction < 1.0:
-            raise LitexpError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-        self.path, self.corpus = path, corpus
-        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
-        self.download = download
         self.reverse = bool(reverse)
         self.min_freq = int(min_freq)
         self.num_steps = int(num_steps)
         self.max_pairs = None if max_pairs is None else int(max_pairs)
-        self.test_fraction = float(test_fraction)
         self.malformed: dict[str, int] = {"no_tab": 0, "empty_side": 0}
         self.malformed_lines: list[int] = []  # line numbers of the first few malformed lines
         self.truncated = 0  # pairs whose source or target was longer than num_steps (with <eos>)
         self.num_pairs = 0
         self._src_vocab: Optional[Vocab] = None
         self._tgt_vocab: Optional[Vocab] = None
-        self._train_pairs: list[tuple[list[str], list[str]]] = []  # the training split: train + validation
         self._test_pairs: list[tuple[list[str], list[str]]] = []
         self._train_pair_lines: Optional[np.ndarray] = None  # which pairs of the file form the training split
         self._train_arrays: Optional[tuple[torch.Tensor, ...]] = None
-        self._split: Optional[tuple[np.ndarray, np.ndarray]] = None
-
-    @property
-    def source(self) -> str:
-        return str(self.path or self.corpus)
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__}({self.source}, batch_size={self.batch_size})"
 
     # -- what the model is told (read lazily, so the CLI can link them right after construction) --------
     @property
@@ -284,18 +244,15 @@ class ParallelCorpus(DataModule):
         self.malformed, self.malformed_lines = malformed, first_bad
         self.truncated, self.num_pairs = truncated, len(pairs)
         self._src_vocab, self._tgt_vocab = src_vocab, tgt_vocab
-        self._train_pairs, self._test_pairs = train_pairs, [pairs[i] for i in test_lines]
-        self._train_pair_lines, self._split, self._train_arrays = train_lines, (train, val), arrays
+        self._test_pairs = [pairs[i] for i in test_lines]
+        self._train_pair_lines, self._train_arrays = train_lines, arrays
 
     def _validation_split(self, num_train: int, num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-        """(train, val) indices into the training split, with the base class' splitters and ``split_seed``."""
+        """(train, val) indices into the training pairs (the base's split), refused when unusable."""
         hint = "use more pairs (max_pairs), lower test_fraction or val_fraction, or fewer folds"
         try:
-            if self.num_folds is None:
-                train, val = holdout_split(None, num_train, self.val_fraction, self.split_seed)
-            else:
-                train, val = kfold_split(None, num_train, self.num_folds, self.fold, self.split_seed)
-        except (ValueError, LitexpError) as error:
+            train, val = self.make_split(num_train)
+        except LitexpError as error:
             raise LitexpError(f"{self.source}: cannot split {num_train} training pairs for validation ({error}); "
                               f"{hint}") from error
         if len(train) < self.batch_size:
@@ -311,9 +268,6 @@ class ParallelCorpus(DataModule):
         tgt, tgt_len = encode_side([tgt for _, tgt in pairs], tgt_vocab, self.num_steps)
         return src, src_len, tgt, tgt_len
 
-    def prepare_data(self) -> None:
-        self._read()
-
     def load(self, split: str) -> tuple[torch.Tensor, ...]:
         """(src, src_len, tgt, tgt_len) of the training split (train + validation) or of the test split."""
         self._read()
@@ -324,21 +278,11 @@ class ParallelCorpus(DataModule):
                               f"{self.num_pairs} pairs); raise test_fraction or use more pairs")
         return self._encode(self._test_pairs, self._src_vocab, self._tgt_vocab)
 
-    def _setup_train_split(self) -> None:
-        if self._train_split is not None:
-            return
-        self._read()
-        self.train_indices, self.val_indices = self._split
-        self._train_split = self._train_arrays
-
-    @property
-    def split_fingerprint(self) -> Optional[str]:
-        if self.train_indices is None:
-            return None
-        return split_fingerprint(self.train_indices, self.val_indices, self._train_pair_lines)
+    def fingerprint_arrays(self) -> tuple[np.ndarray, ...]:
+        return (self._train_pair_lines,)
 
     def summary(self) -> dict[str, Any]:
-        facts = {**super().summary(), "source": self.source, "reverse": self.reverse, "num_steps": self.num_steps,
+        facts = {**super().summary(), "reverse": self.reverse, "num_steps": self.num_steps,
                  "max_pairs": self.max_pairs, "test_fraction": self.test_fraction}
         if self._src_vocab is not None:
             facts.update(pairs=self.num_pairs, test_pairs=len(self._test_pairs), malformed=dict(self.malformed),

@@ -9,12 +9,10 @@ Scaling to [0, 1], resizing and normalisation run on whole batches on the traini
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
-import socket
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import kornia.augmentation as K
 import torch
@@ -24,34 +22,10 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import nn
 
 from datamodules.base import DataModule
+from datamodules.files import checksum_error, data_dir_path, file_digest, network_timeout
 from litexp.errors import LitexpError
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-DOWNLOAD_TIMEOUT_S = 30.0
-
-
-def default_data_dir() -> str:
-    """``$LITEXP_DATA_DIR``, else the user cache directory (``$XDG_CACHE_HOME/litexp/data``)."""
-    if os.environ.get("LITEXP_DATA_DIR"):
-        return os.environ["LITEXP_DATA_DIR"]
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache_home, "litexp", "data")
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def gunzip_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with gzip.open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class VisionDataModule(DataModule):
@@ -71,17 +45,12 @@ class VisionDataModule(DataModule):
         download: bool = True,
         resize: Optional[PositiveInt] = None,
         normalize: bool = True,
-        batch_size: PositiveInt = 256,
-        eval_batch_size: Optional[PositiveInt] = None,
-        val_fraction: float = 0.1,
-        num_folds: Optional[int] = None,
-        fold: int = 0,
-        split_seed: int = 0,
         classes: Optional[list[int]] = None,
         crop_padding: NonNegativeInt = 0,
         horizontal_flip: bool = False,
         color_jitter: NonNegativeFloat = 0.0,
         random_erasing: NonNegativeFloat = 0.0,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
@@ -89,12 +58,6 @@ class VisionDataModule(DataModule):
             download: fetch missing files from the canonical URLs (checked by checksum).
             resize: resize images to this side length on the device (the book uses 224 or 96).
             normalize: subtract the dataset mean and divide by its std after scaling to [0, 1].
-            batch_size: training batch size per device.
-            eval_batch_size: validation/test batch size (default: ``batch_size``).
-            val_fraction: hold-out fraction of the training split (used when ``num_folds`` is null).
-            num_folds: K for K-fold validation; ``fold`` picks the validation fold.
-            fold: which fold (0..num_folds-1) is the validation set.
-            split_seed: seed of the hold-out / K-fold split.
             classes: keep only these class labels, renumbered 0..k-1 in the order given
                 (e.g. ``[5, 6, 7, 8, 9]`` to fine-tune on the other half of a dataset).
             crop_padding: training augmentation: pad by this many pixels, then crop back at random.
@@ -102,10 +65,10 @@ class VisionDataModule(DataModule):
             color_jitter: training augmentation: random brightness/contrast (and saturation/hue for
                 RGB) change of up to this fraction.
             random_erasing: training augmentation: probability of erasing a random rectangle.
+            kwargs: the split and batch options of :class:`datamodules.base.DataModule`.
         """
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, val_fraction=val_fraction,
-                         num_folds=num_folds, fold=fold, split_seed=split_seed)
-        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
+        super().__init__(**kwargs)
+        self.data_dir = data_dir_path(data_dir)
         self.download = download
         self.resize = int(resize) if resize else None
         self.normalize = normalize
@@ -147,15 +110,12 @@ class VisionDataModule(DataModule):
         raise NotImplementedError
 
     def _download(self) -> None:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # never hang on a dead network
         try:
-            self.dataset_class(str(self.data_dir), train=True, download=True)
-            self.dataset_class(str(self.data_dir), train=False, download=True)
+            with network_timeout():  # torchvision's downloader, which checks the archives' md5
+                self.dataset_class(str(self.data_dir), train=True, download=True)
+                self.dataset_class(str(self.data_dir), train=False, download=True)
         except Exception as error:  # urllib, socket and checksum errors alike
             raise LitexpError(self._missing_message(f"download failed: {error}")) from error
-        finally:
-            socket.setdefaulttimeout(previous)
 
     def _missing_message(self, reason: str) -> str:
         names = ", ".join(path.name for path in self.source_files())
@@ -294,9 +254,8 @@ class IdxDataModule(VisionDataModule):
             self._download()
         for raw in self.source_files():
             expected = self.content_md5.get(raw.name)
-            if expected and file_md5(raw) != expected:
-                raise LitexpError(f"checksum mismatch for {raw}: the file is corrupt or truncated; "
-                                  f"delete it and run again to fetch a fresh copy")
+            if expected and file_digest(raw) != expected:
+                raise checksum_error(raw)
 
     def _find_archive(self, name: str) -> Optional[Path]:
         for folder in (self.raw_dir, *map(Path, self.system_dirs)):
@@ -305,16 +264,15 @@ class IdxDataModule(VisionDataModule):
         return None
 
     def _verify_archive(self, archive: Path) -> None:
-        if file_md5(archive) == self.archive_md5()[archive.name]:
+        if file_digest(archive) == self.archive_md5()[archive.name]:
             return
         expected = self.content_md5.get(archive.name[: -len(".gz")])
         try:
-            content_ok = expected is not None and gunzip_md5(archive) == expected
+            content_ok = expected is not None and file_digest(archive, gunzip=True) == expected
         except (OSError, EOFError):
             content_ok = False
         if not content_ok:
-            raise LitexpError(f"checksum mismatch for {archive}: the file is corrupt or truncated; "
-                              f"delete it and run again to fetch a fresh copy")
+            raise checksum_error(archive)
 
     def decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:
@@ -385,9 +343,8 @@ class CIFAR10(VisionDataModule):
             else:
                 raise LitexpError(self._missing_message("download: false"))
         for path in self.source_files():
-            if file_md5(path) != self.file_md5s()[path.name]:
-                raise LitexpError(f"checksum mismatch for {path}: the file is corrupt or truncated; "
-                                  f"delete it and run again to fetch a fresh copy")
+            if file_digest(path) != self.file_md5s()[path.name]:
+                raise checksum_error(path)
 
     def decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         try:

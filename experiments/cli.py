@@ -100,7 +100,7 @@ class LitexpCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         callbacks.append(RunSummary(self.run_dir, seed=config.get("seed_everything"), command=self.subcommand))
         if trainer_config.get("enable_checkpointing") is not False and stage == "fit":
-            has_validation = len(self.datamodule.val_indices) > 0
+            has_validation = self.datamodule.has_validation
             callbacks.append(build_checkpoint(self.run_dir, self.model, has_validation))
         if stage == "predict":
             callbacks.append(PredictionCSV(self.run_dir))

@@ -13,7 +13,7 @@ from typing import Optional, TypeVar
 
 import torch
 
-from datamodules.text import Vocab
+from datamodules.vocab import Vocab
 from lit_models import LanguageModelTask, LitexpError
 from lit_models.rnn import generate
 from lit_models.tasks import KeepsVocab

@@ -8,8 +8,10 @@ import hashlib
 import pytest
 import torch
 
-from datamodules import corpora
-from datamodules.text import TextCorpus, Tokenizer, Vocab, WindowSampler, block_split
+from datamodules import corpora, files
+from datamodules.splits import block_split
+from datamodules.text import TextCorpus, WindowSampler
+from datamodules.vocab import Tokenizer, Vocab
 from litexp.errors import LitexpError
 from tests.fake_data import english_like_text
 
@@ -62,9 +64,9 @@ def test_vocabulary_comes_from_the_training_blocks_only(tmp_path):
     data.setup("fit")
     val_inputs, _ = next(iter(data.val_dataloader()))
     assert (val_inputs == data.vocab.unk).all()
-    assert data.test_split_loads == 0  # the test part is not encoded for fitting
+    assert data._test_split is None  # the test part is not encoded for fitting
     data.setup("test")
-    assert data.test_split_loads == 1 and (next(iter(data.test_dataloader()))[0] == data.vocab.unk).all()
+    assert (next(iter(data.test_dataloader()))[0] == data.vocab.unk).all()
 
 
 def test_random_windows_are_shifted_targets_inside_the_training_blocks(corpus_file):
@@ -140,7 +142,7 @@ def _served(monkeypatch, payload: bytes, name: str = "timemachine") -> list[str]
         requested.append(url)
         target.write_bytes(payload)
 
-    monkeypatch.setattr(corpora, "fetch", fake_fetch)
+    monkeypatch.setattr(files, "fetch", fake_fetch)
     checksum = "sha1:" + hashlib.sha1(payload).hexdigest()
     monkeypatch.setitem(corpora.CORPORA, name, dataclasses.replace(corpora.CORPORA[name], checksum=checksum))
     return requested
@@ -153,21 +155,21 @@ def test_named_corpus_is_downloaded_verified_and_then_used_offline(tmp_path, mon
     assert data.vocab_size > 10
     assert requested == [corpora.CORPORA["timemachine"].url]
     assert (tmp_path / "text/timemachine/timemachine.txt").read_bytes() == payload
-    monkeypatch.setattr(corpora, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
+    monkeypatch.setattr(files, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
     again = TextCorpus(corpus="timemachine", data_dir=str(tmp_path), num_steps=8, batch_size=4, download=False)
     assert again.vocab == data.vocab
 
 
 def test_corrupt_download_and_failing_network(tmp_path, monkeypatch):
     _served(monkeypatch, b"expected content")
-    monkeypatch.setattr(corpora, "fetch", lambda url, target, timeout=30.0: target.write_bytes(b"truncated"))
+    monkeypatch.setattr(files, "fetch", lambda url, target, timeout=30.0: target.write_bytes(b"truncated"))
     with pytest.raises(LitexpError, match="checksum mismatch"):
         TextCorpus(corpus="timemachine", data_dir=str(tmp_path)).vocab_size  # noqa: B018
 
     def offline(url, target, timeout=30.0):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(corpora, "fetch", offline)
+    monkeypatch.setattr(files, "fetch", offline)
     with pytest.raises(LitexpError, match="download from .* failed .*unreachable"):
         TextCorpus(corpus="ptb", data_dir=str(tmp_path / "other")).vocab_size  # noqa: B018
     with pytest.raises(LitexpError, match="not found in .*download: false"):
@@ -185,5 +187,5 @@ def test_zip_corpus_with_its_own_test_file(fake_data_dir):
 def test_fetch_writes_nothing_on_failure(tmp_path):
     target = tmp_path / "file.txt"
     with pytest.raises(Exception):  # noqa: B017  (no network here: any failure, nothing left behind)
-        corpora.fetch("http://127.0.0.1:9/none.txt", target, timeout=2)
+        files.fetch("http://127.0.0.1:9/none.txt", target, timeout=2)
     assert list(tmp_path.iterdir()) == []

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import ParallelCorpus, corpora
-from datamodules.text import Vocab
+from datamodules import ParallelCorpus, corpora, files
 from datamodules.translation import ids_to_tokens, normalize, parse_pairs, tokenize
+from datamodules.vocab import Vocab
 from litexp.errors import LitexpError
 from tests.fake_data import fra_eng_lines, write_fra_eng_zip
 
@@ -117,7 +117,7 @@ def test_vocabularies_come_from_the_training_pairs_only(tmp_path):
     assert data.tgt_vocab_size == 4 + 2 + len(train)  # reserved, ".", "commun", one word per training pair
     src, _, tgt, _ = data._train_split
     assert (src[train, 0] != UNK).all() and (src[val, 0] == UNK).all() and (tgt[val, 0] == UNK).all()
-    assert data.test_split_loads == 0 and data._test_split is None
+    assert data._test_split is None
     data.setup("test")
     test_src, _, test_tgt, _ = data._test_split
     assert len(test_src) == 12 and (test_src[:, 0] == UNK).all() and (test_tgt[:, 1] != UNK).all()
@@ -152,13 +152,13 @@ def test_test_split_is_fixed_read_only_by_test_and_can_be_locked(tmp_path):
                      {"val_fraction": 0.5}):
         data = ParallelCorpus(path=path, num_steps=4, batch_size=8, test_fraction=0.3, **settings)
         data.setup("fit")
-        assert data.test_split_loads == 0 and data._test_split is None
+        assert data._test_split is None
         with pytest.raises(RuntimeError, match="only by setup"):
             data.test_dataloader()
         training = line_numbers(data, data._train_split[0])
         data.setup("test")
         tested = line_numbers(data, torch.cat([batch[0] for batch in data.test_dataloader()]))
-        assert data.test_split_loads == 1 and len(tested) == 30 and not tested & training
+        assert len(tested) == 30 and not tested & training
         seen.append(tested)
     assert all(tested == seen[0] for tested in seen)
     fresh = ParallelCorpus(path=path, num_steps=4, batch_size=8, test_fraction=0.3)
@@ -169,7 +169,7 @@ def test_test_split_is_fixed_read_only_by_test_and_can_be_locked(tmp_path):
     locked.setup("fit")
     with pytest.raises(LitexpError, match="locked"):
         locked.setup("test")
-    assert locked.test_split_loads == 0
+    assert locked._test_split is None
 
 
 def test_vocab_for_checkpoints_lazy_attributes_and_decoding(tmp_path):
@@ -199,7 +199,7 @@ def _served(monkeypatch, tmp_path, text: str) -> list[str]:
         requested.append(url)
         target.write_bytes(archive.read_bytes())
 
-    monkeypatch.setattr(corpora, "fetch", fake_fetch)
+    monkeypatch.setattr(files, "fetch", fake_fetch)
     monkeypatch.setitem(corpora.CORPORA, "fra-eng", dataclasses.replace(corpora.CORPORA["fra-eng"], checksum=checksum))
     return requested
 
@@ -212,7 +212,7 @@ def test_fra_eng_is_downloaded_verified_and_then_used_offline(tmp_path, monkeypa
     assert "chien" in data.tgt_vocab.ids and "dog" in data.src_vocab.ids and data.summary()["pairs"] == 250
     assert requested == ["http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"]
     assert (data_dir / "text/fra-eng/fra-eng/fra.txt").exists()
-    monkeypatch.setattr(corpora, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
+    monkeypatch.setattr(files, "fetch", lambda *a, **k: pytest.fail("downloaded twice"))
     again = ParallelCorpus(data_dir=str(data_dir), max_pairs=250, batch_size=16, download=False)
     assert again.vocab == data.vocab
     with pytest.raises(LitexpError, match="'fra-eng' not found in .*download: false"):
