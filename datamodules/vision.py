@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.datasets as tvd
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from datamodules.base import DataModule
@@ -238,16 +239,20 @@ class IdxDataModule(VisionDataModule):
 
     def ensure_files(self) -> None:
         missing = [path for path in self.source_files() if not path.exists()]
-        for raw in missing:
-            archive = self._find_archive(raw.name + ".gz")
-            if archive is None:
-                break
-            self._verify_archive(archive)
-            self.raw_dir.mkdir(parents=True, exist_ok=True)
-            partial = raw.with_suffix(".partial")
-            with gzip.open(archive, "rb") as source, open(partial, "wb") as target:
-                shutil.copyfileobj(source, target)
-            os.replace(partial, raw)
+        archives = {raw: self._find_archive(raw.name + ".gz") for raw in missing}
+        if missing and all(archives.values()):  # all or nothing: no half-filled raw folder
+            for archive in archives.values():
+                self._verify_archive(archive)
+            for raw, archive in archives.items():
+                self.raw_dir.mkdir(parents=True, exist_ok=True)
+                partial = raw.with_suffix(".partial")
+                with gzip.open(archive, "rb") as source, open(partial, "wb") as target:
+                    shutil.copyfileobj(source, target)
+                os.replace(partial, raw)
+            system = sorted({str(archive.parent) for archive in archives.values() if archive.parent != self.raw_dir})
+            if system:
+                rank_zero_info(f"litexp: using the system copy of {type(self).__name__} in {', '.join(system)} "
+                               f"(decompressed once into {self.raw_dir})")
         if any(not path.exists() for path in self.source_files()):
             if not self.download:
                 raise LitexpError(self._missing_message("download: false"))

@@ -189,3 +189,24 @@ def test_fetch_writes_nothing_on_failure(tmp_path):
     with pytest.raises(Exception):  # noqa: B017  (no network here: any failure, nothing left behind)
         files.fetch("http://127.0.0.1:9/none.txt", target, timeout=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_skipgram_vocabulary_and_pairs_come_from_the_training_blocks_only(tmp_path):
+    from datamodules.skipgram import SkipGramCorpus
+
+    path = tmp_path / "words.txt"
+    train_words = " ".join(["red green blue"] * 300)
+    path.write_text(f"{train_words} violet violet violet violet amber amber amber", encoding="utf-8")
+    # the last 10% of the text (the violet/amber block and some colours) validates; the test part is empty
+    data = SkipGramCorpus(path=str(path), min_freq=1, subsample_threshold=1.0, max_window=2, batch_size=8,
+                          val_fraction=0.1, test_fraction=0.0)
+    data.setup("fit")
+    assert {"red", "green", "blue"} <= set(data.vocab.tokens)
+    assert "violet" not in data.vocab.ids and "amber" not in data.vocab.ids  # seen only in validation
+    assert data.noise_weights[data.vocab.unk] == 0
+    (val_begin, val_end), = data.val_indices
+    train_centers = torch.cat([batch[0] for batch in data.train_dataloader()])
+    val_centers = torch.cat([batch[0] for batch in data.val_dataloader()])
+    assert len(train_centers) > 0 and len(val_centers) > 0
+    train_words_seen = int(sum(end - begin for begin, end in data.train_indices))
+    assert train_words_seen == val_begin  # hold-out: the training block is everything before validation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import shutil
 
 import pytest
@@ -42,7 +43,7 @@ def test_gzipped_idx_files_are_verified_and_extracted(tmp_path, monkeypatch):
     assert images.shape == (100, 1, 28, 28)
 
 
-def test_system_copy_is_used_when_data_dir_is_empty(tmp_path, monkeypatch):
+def test_system_copy_is_used_when_data_dir_is_empty(tmp_path, monkeypatch, caplog):
     """Debian's dataset-fashion-mnist installs recompressed .gz files: checked by content md5."""
     system = tmp_path / "system"
     archives = write_idx_dataset(system, "x", compress=True)
@@ -52,7 +53,24 @@ def test_system_copy_is_used_when_data_dir_is_empty(tmp_path, monkeypatch):
     monkeypatch.setattr(FashionMNIST, "system_dirs", (str(system),))
     monkeypatch.setattr(FashionMNIST, "content_md5", contents)
     data = FashionMNIST(data_dir=str(tmp_path / "empty"), download=False)
-    assert data.load("train")[0].shape == (300, 1, 28, 28)
+    with caplog.at_level(logging.INFO):
+        assert data.load("train")[0].shape == (300, 1, 28, 28)
+    said = [record.getMessage() for record in caplog.records if "system copy" in record.getMessage()]
+    assert said == [f"litexp: using the system copy of FashionMNIST in {system} (decompressed once into "
+                    f"{data.raw_dir})"]
+
+
+def test_download_false_with_no_files_anywhere_is_one_error_and_writes_nothing(tmp_path, monkeypatch):
+    system = tmp_path / "system"
+    archives = write_idx_dataset(system, "x", compress=True)
+    archives[0].unlink()  # an incomplete system copy is not used at all
+    for path in archives[1:]:
+        shutil.move(path, system / path.name)
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(system),))
+    empty = tmp_path / "empty"
+    with pytest.raises(LitexpError, match=r"data not found in .*\(download: false\)"):
+        FashionMNIST(data_dir=str(empty), download=False).load("train")
+    assert not empty.exists() or not any(empty.rglob("*-ubyte"))
 
 
 def md5_of_gunzip(path):
