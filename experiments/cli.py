@@ -39,12 +39,12 @@ from lit_models import LitexpError, Task
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "fashion_mnist" / "lenet.yaml"
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-# data attribute -> model argument; a link whose target the chosen task lacks is skipped
-DATA_TO_MODEL = (("num_classes", "num_classes"), ("input_shape", "input_shape"),
-                 ("in_features", "in_features"), ("num_outputs", "num_outputs"),
-                 ("vocab_size", "vocab_size"), ("carry_state", "carry_state"),
-                 ("src_vocab_size", "src_vocab_size"), ("tgt_vocab_size", "tgt_vocab_size"),
-                 ("max_len", "max_len"))
+# what the data tells the model: data.<name> -> model.init_args.<name> (a task without <name> skips it)
+LINKED_ATTRIBUTES = ("num_classes", "input_shape", "in_features", "num_outputs", "vocab_size", "carry_state",
+                     "src_vocab_size", "tgt_vocab_size", "max_len")
+HELP_EPILOG = ("The options of a model or data class: --model.help CLASS, --data.help CLASS (e.g. litexp fit "
+               "--model.help ClassificationTask, litexp fit --data.help FashionMNIST). Runs go to "
+               "<run.root>/<run.name>/<run.version>; --trainer.default_root_dir sets run.root.")
 
 
 class LitexpCLI(LightningCLI):
@@ -61,7 +61,8 @@ class LitexpCLI(LightningCLI):
             # our batch sampler shards batches across ranks itself (see datamodules.base)
             trainer_defaults={"use_distributed_sampler": False},
             seed_everything_default=0,
-            parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False,
+                           **{command: {"epilog": HELP_EPILOG} for command in LIGHTNING_COMMANDS}},
             auto_configure_optimizers=False,
             args=args,
         )
@@ -71,8 +72,8 @@ class LitexpCLI(LightningCLI):
         parser.add_argument("--wandb", type=WandbOptions, default=WandbOptions(), help="W&B logging")
         parser.add_argument("--test", action=ActionYesNo, default=False,
                             help="fit only: evaluate the best checkpoint on the test split afterwards")
-        for source, target in DATA_TO_MODEL:
-            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+        for name in LINKED_ATTRIBUTES:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
@@ -92,7 +93,7 @@ class LitexpCLI(LightningCLI):
 
         network = getattr(self.model, "hparams", {}).get("network", type(self.model).__name__)
         default_name = f"{network}-{type(self.datamodule).__name__}".lower()
-        self.run_dir = new_run_dir(config.run, default_name)
+        self.run_dir = new_run_dir(config.run, default_name, root=runs_root(config))
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
 
@@ -116,6 +117,17 @@ class LitexpCLI(LightningCLI):
         fast = bool(self.trainer.fast_dev_run)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=None if fast else "best",
                           weights_only=True)
+
+
+def runs_root(config) -> str:
+    """``--run.root``, or Lightning's ``--trainer.default_root_dir`` when only that one is given."""
+    root_dir = (config.get("trainer") or {}).get("default_root_dir")
+    if root_dir is None or str(root_dir) == config.run.root:
+        return config.run.root
+    if config.run.root != RunOptions.root:
+        raise LitexpError(f"--trainer.default_root_dir={root_dir} and --run.root={config.run.root} disagree; "
+                          f"give one of them")
+    return str(root_dir)
 
 
 # -- errors --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import netrc
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,16 +25,28 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelChe
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from litexp.errors import LitexpError
+
 RUN_DIR_ENV = "LITEXP_RUN_DIR"  # shared by every rank of one run (set for Lightning-launched ranks)
 
 
 @dataclass
 class RunOptions:
-    """Where the run directory goes: ``<root>/<name>/<version>``."""
+    """Where the run directory goes: ``<root>/<name>/<version>``; an existing one is never reused unless asked."""
 
-    root: str = "runs"
+    root: str = "runs"  # --trainer.default_root_dir sets it too
     name: Optional[str] = None  # default: "<network>-<data class>"
     version: Optional[str] = None  # default: a timestamp
+    overwrite: bool = False  # replace an existing <root>/<name>/<version> (its old files are deleted first)
+
+
+def check_plain_name(option: str, value: Optional[str]) -> None:
+    """``run.name`` / ``run.version`` name one folder: no separators, no ``..``, nothing hidden."""
+    if value is None:
+        return
+    if not value or value != value.strip() or any(sep in value for sep in ("/", "\\", "\0")) or value.startswith("."):
+        raise LitexpError(f"--run.{option} must be a plain folder name (no '/', no '..', not empty or hidden), "
+                          f"got {value!r}")
 
 
 @dataclass
@@ -47,14 +60,28 @@ class WandbOptions:
     name: Optional[str] = None  # default: "<run name>/<version>"
 
 
-def new_run_dir(options: RunOptions, default_name: str) -> Path:
-    """A fresh, not yet created run directory (``RUN_DIR_ENV`` wins: all ranks share one)."""
+def new_run_dir(options: RunOptions, default_name: str, root: Optional[str] = None) -> Path:
+    """A fresh, not yet created run directory (``RUN_DIR_ENV`` wins: all ranks share one).
+
+    A timestamped version gets a suffix when taken; a version the user named must be free, unless
+    ``overwrite`` asks to delete the old run first.
+    """
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV])
-    base = Path(options.root) / (options.name or default_name)
-    version = options.version or time.strftime("%Y%m%d-%H%M%S")
+    check_plain_name("name", options.name)
+    check_plain_name("version", options.version)
+    base = Path(root or options.root) / (options.name or default_name)
+    if options.version is not None:
+        candidate = base / options.version
+        if candidate.exists() and any(candidate.iterdir()):
+            if not options.overwrite:
+                raise LitexpError(f"run directory {candidate} exists; choose another --run.version (or leave it out "
+                                  f"for a timestamp), or pass --run.overwrite true to replace it")
+            shutil.rmtree(candidate)
+        return candidate
+    version = time.strftime("%Y%m%d-%H%M%S")
     candidate, suffix = base / version, 1
-    while candidate.exists() and options.version is None:
+    while candidate.exists():
         candidate, suffix = base / f"{version}-{suffix}", suffix + 1
     return candidate
 

@@ -1,0 +1,52 @@
+"""Run directories: never reused without asking, named by plain names, rooted where Lightning users expect."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.cli import CONFIG_DIR, main
+
+SOFTMAX = str(CONFIG_DIR / "synthetic/linear_regression.yaml")
+QUICK = ("--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+         "--wandb.mode=disabled")
+
+
+def fit(root, *args: str) -> int:
+    return main(["fit", "--config", SOFTMAX, *QUICK, "--run.root", str(root), *args])
+
+
+def test_a_named_run_is_never_overwritten_unless_asked(tmp_path, capsys):
+    assert fit(tmp_path, "--run.name=coll", "--run.version=v1") == 0
+    run = tmp_path / "coll" / "v1"
+    first = (run / "summary.json").read_text()
+    capsys.readouterr()
+    assert fit(tmp_path, "--run.name=coll", "--run.version=v1", "--model.lr=0.01") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "exists" in error[0] and "--run.overwrite true" in error[0], error
+    assert (run / "summary.json").read_text() == first  # untouched
+    (run / "marker.txt").write_text("old")
+    assert fit(tmp_path, "--run.name=coll", "--run.version=v1", "--run.overwrite=true", "--model.lr=0.01") == 0
+    assert not (run / "marker.txt").exists() and (run / "summary.json").read_text() != first
+
+
+def test_timestamped_runs_never_collide(tmp_path):
+    assert fit(tmp_path, "--run.name=same") == 0 and fit(tmp_path, "--run.name=same") == 0
+    assert len(list((tmp_path / "same").iterdir())) == 2
+
+
+@pytest.mark.parametrize("option", ["--run.name=../../../x", "--run.name=a/b", "--run.version=..", "--run.name=",
+                                    "--run.version=.hidden", "--run.name=a\\b"])
+def test_run_names_are_plain_folder_names(tmp_path, capsys, option):
+    assert fit(tmp_path / "runs", option) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "plain folder name" in error[0], error
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()
+
+
+def test_default_root_dir_sets_where_runs_go(tmp_path, capsys):
+    root = tmp_path / "lightning-root"
+    assert main(["fit", "--config", SOFTMAX, *QUICK, f"--trainer.default_root_dir={root}", "--run.name=r"]) == 0
+    assert len(list((root / "r").glob("*/summary.json"))) == 1
+    capsys.readouterr()
+    assert fit(tmp_path / "other", f"--trainer.default_root_dir={root}") == 2
+    assert "disagree" in capsys.readouterr().err
