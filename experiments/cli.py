@@ -26,6 +26,7 @@ from datamodules import DataModule
 from experiments.run import (
     RUN_DIR_ENV,
     ConfigToLoggers,
+    DivergenceGuard,
     PredictionCSV,
     RunOptions,
     RunSummary,
@@ -100,6 +101,8 @@ class LitexpCLI(LightningCLI):
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or [])
         callbacks.append(RunSummary(self.run_dir, seed=config.get("seed_everything"), command=self.subcommand))
+        if stage == "fit":
+            callbacks.append(DivergenceGuard())
         if trainer_config.get("enable_checkpointing") is not False and stage == "fit":
             has_validation = self.datamodule.has_validation
             callbacks.append(build_checkpoint(self.run_dir, self.model, has_validation))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import netrc
 import os
 import platform
@@ -25,7 +26,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelChe
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
-from litexp.errors import LitexpError
+from litexp.errors import DivergedError, LitexpError
 
 RUN_DIR_ENV = "LITEXP_RUN_DIR"  # shared by every rank of one run (set for Lightning-launched ranks)
 
@@ -169,8 +170,33 @@ def scalar_metrics(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, 
     }
 
 
+class DivergenceGuard(Callback):
+    """Stops a fit at the first non-finite training loss, with one line that names the step."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not bool(torch.isfinite(loss.detach()).all()):
+            raise DivergedError(f"training loss is {float(loss.detach().float().mean())} at step {trainer.global_step} "
+                                f"(epoch {trainer.current_epoch}); lower --model.lr or check the data")
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or infinity: such floats are written as null, everywhere in a nested value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
 class RunSummary(Callback):
-    """Writes ``summary.json``: final metrics, epochs, epoch times, seed, versions, device, split."""
+    """Writes ``summary.json``: status, final metrics, epochs, epoch times, seed, versions, device, split.
+
+    ``status`` is ``completed`` after a fit that ran to its end, ``diverged`` when the training loss
+    stopped being finite (``fit.error`` names the step), ``failed`` after any other error.
+    """
 
     def __init__(self, run_dir: Path, seed: Optional[int], command: str) -> None:
         self.run_dir = Path(run_dir)
@@ -190,8 +216,21 @@ class RunSummary(Callback):
         self.epoch_times.append(time.perf_counter() - self._epoch_start)
 
     def on_fit_end(self, trainer, pl_module):
+        self._record_fit(trainer, status="completed")
+        self._write(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception):
+        if trainer.state.fn != "fit":
+            return
+        status = ("diverged" if isinstance(exception, DivergedError)
+                  else "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
+        self._record_fit(trainer, status=status, error=str(exception).splitlines()[0] if str(exception) else None)
+        self._write(trainer, pl_module)
+
+    def _record_fit(self, trainer, status: str, error: Optional[str] = None) -> None:
         checkpoint = trainer.checkpoint_callback
         best_score = getattr(checkpoint, "best_model_score", None)
+        self.summary["status"] = status
         self.summary.update(
             fit={
                 "metrics": scalar_metrics(trainer, ("train/", "val/")),
@@ -202,9 +241,9 @@ class RunSummary(Callback):
                 "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
                 "best_score": float(best_score) if best_score is not None else None,
                 "monitor": getattr(checkpoint, "monitor", None),
+                **({"error": error} if error else {}),
             }
         )
-        self._write(trainer, pl_module)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.state.fn == "validate":
@@ -233,7 +272,7 @@ class RunSummary(Callback):
         )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         partial = self.run_dir / "summary.json.partial"
-        partial.write_text(json.dumps(self.summary, indent=2, default=str) + "\n")
+        partial.write_text(json.dumps(finite_or_none(self.summary), indent=2, default=str, allow_nan=False) + "\n")
         os.replace(partial, self.run_dir / "summary.json")
 
 

@@ -15,6 +15,7 @@ counts exactly across DDP ranks in ``compute``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
@@ -57,8 +58,8 @@ class Task(pl.LightningModule):
         init_std: PositiveFloat = 0.01,
     ) -> None:
         super().__init__()
-        if lr <= 0:
-            raise LitexpError(f"lr must be > 0, got {lr}")
+        if not 0 < lr < math.inf:
+            raise LitexpError(f"lr must be a finite number > 0, got {lr}")
         # every __init__ argument of the concrete task (its own and these) goes into the checkpoint,
         # so ``load_from_checkpoint`` rebuilds the same network
         self.save_hyperparameters()

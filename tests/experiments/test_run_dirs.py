@@ -50,3 +50,28 @@ def test_default_root_dir_sets_where_runs_go(tmp_path, capsys):
     capsys.readouterr()
     assert fit(tmp_path / "other", f"--trainer.default_root_dir={root}") == 2
     assert "disagree" in capsys.readouterr().err
+
+
+def test_a_diverged_fit_stops_with_one_line_and_valid_json(tmp_path, capsys):
+    import json
+
+    assert fit(tmp_path, "--run.name=nan", "--model.lr=1e30", "--trainer.max_epochs=3") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("litexp: error: training loss is ") and " at step " in error[0]
+    (summary_path,) = (tmp_path / "nan").glob("*/summary.json")
+    text = summary_path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    summary = json.loads(text)
+    assert summary["status"] == "diverged" and "at step" in summary["fit"]["error"]
+
+
+def test_completed_fits_say_so_and_an_infinite_lr_is_refused(tmp_path, capsys):
+    import json
+
+    assert fit(tmp_path, "--run.name=ok") == 0
+    (summary_path,) = (tmp_path / "ok").glob("*/summary.json")
+    assert json.loads(summary_path.read_text())["status"] == "completed"
+    capsys.readouterr()
+    assert fit(tmp_path / "inf", "--model.lr=inf") == 2
+    assert "lr must be a finite number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "inf").exists()

@@ -23,7 +23,7 @@ def test_init_schemes_reset_weights_and_zero_biases(scheme):
 
 
 def test_bad_learning_rate_and_unknown_network_are_user_errors():
-    with pytest.raises(LitexpError, match="lr must be > 0"):
+    with pytest.raises(LitexpError, match="lr must be a finite number > 0"):
         ClassificationTask(lr=0.0)
     with pytest.raises(LitexpError, match="valid networks"):
         ClassificationTask(network="resnet999")
