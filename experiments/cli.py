@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import sys
+import time
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
@@ -23,6 +24,13 @@ from lightning.pytorch.cli import LightningCLI
 import datamodules  # noqa: F401  (registers every DataModule class for --data lookup)
 import lit_models
 from datamodules import DataModule
+from experiments.evaluation import (
+    EVAL_COMMANDS,
+    check_checkpoint_fits,
+    evaluation_dir,
+    read_checkpoint,
+    resolve_run_directory,
+)
 from experiments.run import (
     RUN_DIR_ENV,
     ConfigToLoggers,
@@ -52,6 +60,7 @@ class LitexpCLI(LightningCLI):
     def __init__(self, args: list[str]) -> None:
         """Parse ``args`` (a subcommand first: fit, validate, test or predict) and run it."""
         self.run_dir: Optional[Path] = None
+        self.args = list(args)
         super().__init__(
             model_class=Task,
             datamodule_class=DataModule,
@@ -76,6 +85,18 @@ class LitexpCLI(LightningCLI):
         for name in LINKED_ATTRIBUTES:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        """validate/test/predict: a readable checkpoint that fits the config, before Lightning merges its
+        hyperparameters into the config (and before any data is read or file written)."""
+        command = self.config.get("subcommand")
+        if command in EVAL_COMMANDS:
+            config = self.config[command]
+            checkpoint = read_checkpoint(config.get("ckpt_path"), command)
+            model = config.model
+            arguments = model.init_args.as_dict() if hasattr(model.init_args, "as_dict") else dict(model.init_args)
+            check_checkpoint_fits(checkpoint, config.ckpt_path, model.class_path, arguments)
+        super()._parse_ckpt_path()
+
     def instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         self.config_init = self.parser.instantiate_classes(self.config)
@@ -85,16 +106,20 @@ class LitexpCLI(LightningCLI):
         if missing:
             raise LitexpError(f"{type(self.model).__name__} needs data that provides {', '.join(missing)}; "
                               f"{type(self.datamodule).__name__} does not: choose a matching --model or --data")
+        stage = self.subcommand
         # read and split the data now, so a missing file or impossible split fails before any
         # file of the run is written
-        stage = self.subcommand
         if stage == "fit":
             self.datamodule.prepare_data()
         self.datamodule.setup(stage)
 
         network = getattr(self.model, "hparams", {}).get("network", type(self.model).__name__)
         default_name = f"{network}-{type(self.datamodule).__name__}".lower()
-        self.run_dir = new_run_dir(config.run, default_name, root=runs_root(config))
+        self.run_dir = None
+        named = any(arg.startswith(("--run.name", "--run.version")) for arg in self.args)
+        if stage in EVAL_COMMANDS and not named and not os.environ.get(RUN_DIR_ENV):  # into the evaluated run
+            self.run_dir = evaluation_dir(config.ckpt_path, stage, time.strftime("%Y%m%d-%H%M%S"))
+        self.run_dir = self.run_dir or new_run_dir(config.run, default_name, root=runs_root(config))
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
 
@@ -199,7 +224,9 @@ def run_lightning(argv: list[str]) -> int:
     # LightningCLI warns when given args while sys.argv has others: here that is by design
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
     try:
-        LitexpCLI(with_default_config(argv))
+        cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
+        if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
+            print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
     except ArgumentError as error:
         print(f"litexp: error: {summarize_parse_error(str(error), argv[0])}", file=sys.stderr)
         return 2
