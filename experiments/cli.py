@@ -18,7 +18,9 @@ from argparse import ArgumentError
 from pathlib import Path
 from typing import Optional
 
+import yaml
 from jsonargparse import ActionYesNo
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
 import datamodules  # noqa: F401  (registers every DataModule class for --data lookup)
@@ -138,6 +140,11 @@ class LitexpCLI(LightningCLI):
             logger=build_loggers(self.run_dir, config.wandb, label),
             callbacks=callbacks,
         )
+        try:  # the run's first write: an unwritable root fails here, in one line, before any training
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LitexpError(f"cannot create the run directory {self.run_dir} ({error.strerror}); choose a "
+                              f"writable --run.root") from None
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test"):
@@ -201,9 +208,12 @@ def summarize_parse_error(message: str, command: str) -> str:
 
 
 def _user_error(error: BaseException) -> Optional[LitexpError]:
+    """The user's mistake behind an exception: a LitexpError, or a Trainer setting Lightning refused."""
     while error is not None:
         if isinstance(error, LitexpError):
             return error
+        if isinstance(error, MisconfigurationException):
+            return LitexpError(f"invalid Trainer setting: {str(error).splitlines()[0]}")
         error = error.__cause__ or error.__context__
     return None
 
@@ -219,11 +229,35 @@ def with_default_config(argv: list[str]) -> list[str]:
     return argv
 
 
+def check_config_files(argv: list[str]) -> None:
+    """Every ``--config`` file exists and is YAML; a syntax error names the file, the line and the problem."""
+    for index, arg in enumerate(argv):
+        if arg in ("-c", "--config") and index + 1 < len(argv):
+            path = Path(argv[index + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if not path.is_file():
+            raise LitexpError(f"config file {path} {'is a directory' if path.is_dir() else 'does not exist'}; "
+                              f"give a YAML file, e.g. experiments/configs/fashion_mnist/lenet.yaml")
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise LitexpError(f"config file {path} is not UTF-8 text (byte {error.start})") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise LitexpError(f"config file {path}: {where}{problem}; fix the YAML there") from None
+
+
 def run_lightning(argv: list[str]) -> int:
     set_here = RUN_DIR_ENV not in os.environ
     # LightningCLI warns when given args while sys.argv has others: here that is by design
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
     try:
+        check_config_files(argv)
         cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
         if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
             print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)

@@ -72,3 +72,58 @@ def test_wrong_task_for_the_data(fake_data_dir, capsys, tmp_path):
 def test_unknown_command(capsys):
     assert main(["fitt"]) == 2
     assert "unknown command 'fitt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--trainer.max_epochs=-5"], "invalid Trainer setting: `max_epochs` must be a non-negative integer"),
+        (["--trainer.accelerator=gpu"], "invalid Trainer setting"),
+        (["--trainer.devices=0"], "invalid Trainer setting"),
+        (["--seed_everything=abc"], "seed_everything"),
+        (["--model.lr=inf"], "lr must be a finite number > 0"),
+        (["--model.lr=nan"], "lr"),
+        (["--data.num_train=0"], "num_train"),
+        (["--run.name=../../x"], "plain folder name"),
+        (["--run.version=a/b"], "plain folder name"),
+        (["--model.optimizer=adamm"], "optimizer"),
+        (["--model.scheduler=linear"], "scheduler"),
+        (["--data.split_seed=x"], "split_seed"),
+    ],
+)
+def test_bad_settings_of_a_quick_experiment(capsys, tmp_path, args, expected):
+    import re
+
+    line = run_failing(capsys, tmp_path, "fit", "--config", str(CONFIG_DIR / "synthetic/linear_regression.yaml"),
+                       "--wandb.mode=disabled", *args)
+    assert re.search(expected, line), line
+
+
+def test_yaml_errors_name_the_file_the_line_and_the_problem(capsys, tmp_path):
+    config = tmp_path / "broken.yaml"
+    config.write_text("model:\n  init_args:\n lr: [1\n")
+    line = run_failing(capsys, tmp_path, "fit", "--config", str(config))
+    assert f"config file {config}: line 3, column 2: " in line and "expected" in line
+    assert "does not exist" in run_failing(capsys, tmp_path, "fit", "--config", str(tmp_path / "missing.yaml"))
+    assert "is a directory" in run_failing(capsys, tmp_path, "fit", f"--config={tmp_path}")
+
+
+def test_an_unwritable_run_root_is_one_line(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["fit", "--config", str(CONFIG_DIR / "synthetic/linear_regression.yaml"), "--wandb.mode=disabled",
+                 "--run.root", str(blocker / "runs")])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and "cannot create the run directory" in error[0], error
+
+
+def test_bad_input_through_a_real_process(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "experiments", "test", "--config",
+                             str(CONFIG_DIR / "synthetic/linear_regression.yaml")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("litexp: error: litexp test needs a trained model")
+    assert not (tmp_path / "runs").exists()
