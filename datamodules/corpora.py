@@ -169,12 +169,28 @@ class CorpusDataModule(DataModule):
         train_files, test_files = named_corpus_files(self.corpus, self.data_dir, self.download)
         return read_text(train_files), (read_text(test_files) if test_files else None)
 
-    def hold_out_test(self, tokens: list[str], test_tokens: Optional[list[str]]) -> tuple[list[str], list[str]]:
+    def read_tokens(self, tokenizer) -> tuple[list[str], list[str]]:
         """(training tokens, test tokens): the corpus' own test text, else its last ``test_fraction``."""
-        if test_tokens is not None:
-            return tokens, test_tokens
+        text, test_text = self.read_corpus()
+        tokens = tokenizer(text)
+        if test_text is not None:
+            return tokens, tokenizer(test_text)
         boundary = len(tokens) - int(round(len(tokens) * self.test_fraction))
         return tokens[:boundary], tokens[boundary:]
+
+    # -- the vocabulary, read lazily so that the CLI can link its size right after construction -----
+    def _read(self) -> None:
+        """Read, split and encode the corpus once, setting ``self._vocab`` (from the training part only)."""
+        raise NotImplementedError
+
+    @property
+    def vocab(self):
+        self._read()
+        return self._vocab
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "source": self.source}

@@ -89,23 +89,12 @@ class SkipGramCorpus(CorpusDataModule):
     def _read(self) -> None:
         if self._vocab is not None:
             return
-        text, test_text = self.read_corpus()
-        tokens, test_tokens = self.hold_out_test(self.tokenizer(text),
-                                                 None if test_text is None else self.tokenizer(test_text))
+        tokens, test_tokens = self.read_tokens(self.tokenizer)
         train_ranges, _ = self.make_split(len(tokens))
         vocab = Vocab.build((tokens[b:e] for b, e in train_ranges), self.min_freq, self.tokenizer)
         self._ids = {split: torch.tensor(vocab.encode(words), dtype=torch.long)
                      for split, words in (("train", tokens), ("test", test_tokens))}
         self._vocab = vocab
-
-    @property
-    def vocab(self) -> Vocab:
-        self._read()
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
 
     @property
     def noise_weights(self) -> torch.Tensor:

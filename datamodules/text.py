@@ -146,15 +146,6 @@ class TextCorpus(CorpusDataModule):
 
     # -- what the model is told ------------------------------------------------------------------
     @property
-    def vocab(self) -> Vocab:
-        self._read()
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    @property
     def carry_state(self) -> bool:
         return self.sampling == "sequential"
 
@@ -172,9 +163,7 @@ class TextCorpus(CorpusDataModule):
         """Tokenize, split into blocks, build the vocabulary from the training blocks, encode."""
         if self._ids is not None:
             return
-        text, test_text = self.read_corpus()
-        tokens, test_tokens = self.hold_out_test(self.tokenizer(text),
-                                                 None if test_text is None else self.tokenizer(test_text))
+        tokens, test_tokens = self.read_tokens(self.tokenizer)
         train_ranges, val_ranges = self.make_split(len(tokens))
         self._check_long_enough(train_ranges, val_ranges, len(tokens))
         vocab = Vocab.build((tokens[b:e] for b, e in train_ranges), self.min_freq, self.tokenizer)
