@@ -33,6 +33,7 @@ from experiments.evaluation import (
     read_checkpoint,
     resolve_run_directory,
 )
+from experiments.lifecycle import Interrupted, StopOnSignal
 from experiments.run import (
     RUN_DIR_ENV,
     ConfigToLoggers,
@@ -59,10 +60,11 @@ HELP_EPILOG = ("The options of a model or data class: --model.help CLASS, --data
 
 
 class LitexpCLI(LightningCLI):
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], stop_on_signal: Optional[StopOnSignal] = None) -> None:
         """Parse ``args`` (a subcommand first: fit, validate, test or predict) and run it."""
         self.run_dir: Optional[Path] = None
         self.args = list(args)
+        self.stop_on_signal = stop_on_signal  # fit only: a clean stop on SIGINT/SIGTERM
         super().__init__(
             model_class=Task,
             datamodule_class=DataModule,
@@ -130,6 +132,9 @@ class LitexpCLI(LightningCLI):
         callbacks.append(RunSummary(self.run_dir, seed=config.get("seed_everything"), command=self.subcommand))
         if stage == "fit":
             callbacks.append(DivergenceGuard())
+            if self.stop_on_signal is not None:
+                self.stop_on_signal.run_dir = self.run_dir
+                callbacks.append(self.stop_on_signal)
         if trainer_config.get("enable_checkpointing") is not False and stage == "fit":
             has_validation = self.datamodule.has_validation
             callbacks.append(build_checkpoint(self.run_dir, self.model, has_validation))
@@ -258,9 +263,18 @@ def run_lightning(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
     try:
         check_config_files(argv)
-        cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
-        if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
-            print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
+        if argv[0] == "fit":
+            with StopOnSignal(Path(".")) as stop:
+                LitexpCLI(with_default_config(argv), stop_on_signal=stop)
+        else:
+            cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
+            if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
+                print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
+    except Interrupted as interrupt:
+        run = stop.run_dir
+        print(f"litexp: {interrupt}; checkpoints/last.ckpt and summary.json written to {run}; continue in a new run "
+              f"with: litexp fit --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt", file=sys.stderr)
+        return interrupt.exit_code
     except ArgumentError as error:
         print(f"litexp: error: {summarize_parse_error(str(error), argv[0])}", file=sys.stderr)
         return 2

@@ -222,8 +222,8 @@ class RunSummary(Callback):
     def on_exception(self, trainer, pl_module, exception):
         if trainer.state.fn != "fit":
             return
-        status = ("diverged" if isinstance(exception, DivergedError)
-                  else "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
+        interrupted = isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "Interrupted"
+        status = "diverged" if isinstance(exception, DivergedError) else "interrupted" if interrupted else "failed"
         self._record_fit(trainer, status=status, error=str(exception).splitlines()[0] if str(exception) else None)
         self._write(trainer, pl_module)
 
