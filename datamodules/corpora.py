@@ -169,6 +169,18 @@ class CorpusDataModule(DataModule):
         train_files, test_files = named_corpus_files(self.corpus, self.data_dir, self.download)
         return read_text(train_files), (read_text(test_files) if test_files else None)
 
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "source": self.source}
+
+
+class TokenCorpus(CorpusDataModule):
+    """A corpus read as one token stream with one vocabulary (language models, word2vec).
+
+    The vocabulary is read lazily, so that the CLI can link ``vocab_size`` right after construction.
+    """
+
+    abstract = True  # a base: not offered as --data
+
     def read_tokens(self, tokenizer) -> tuple[list[str], list[str]]:
         """(training tokens, test tokens): the corpus' own test text, else its last ``test_fraction``."""
         text, test_text = self.read_corpus()
@@ -178,7 +190,6 @@ class CorpusDataModule(DataModule):
         boundary = len(tokens) - int(round(len(tokens) * self.test_fraction))
         return tokens[:boundary], tokens[boundary:]
 
-    # -- the vocabulary, read lazily so that the CLI can link its size right after construction -----
     def _read(self) -> None:
         """Read, split and encode the corpus once, setting ``self._vocab`` (from the training part only)."""
         raise NotImplementedError
@@ -192,5 +203,3 @@ class CorpusDataModule(DataModule):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def summary(self) -> dict[str, Any]:
-        return {**super().summary(), "source": self.source}

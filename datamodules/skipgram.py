@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 
-from datamodules.corpora import CorpusDataModule
+from datamodules.corpora import TokenCorpus
 from datamodules.splits import BlockSplit
 from datamodules.vocab import Punctuation, Tokenizer, Vocab
 from litexp.errors import LitexpError
@@ -41,7 +41,7 @@ def skipgram_pairs(ids: np.ndarray, max_window: int, rng: np.random.Generator) -
     return np.concatenate(centers), np.concatenate(contexts)
 
 
-class SkipGramCorpus(CorpusDataModule):
+class SkipGramCorpus(TokenCorpus):
     """(center, context) pairs of a word-level corpus; batches get ``num_negatives`` noise words.
 
     Validation is a contiguous block of the training text (as for language models), so no context

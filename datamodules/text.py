@@ -22,7 +22,7 @@ from jsonargparse.typing import PositiveInt
 from torch.utils.data import Dataset, Sampler
 
 from datamodules.base import ShardedBatchSampler
-from datamodules.corpora import CorpusDataModule
+from datamodules.corpora import TokenCorpus
 from datamodules.splits import BlockSplit
 from datamodules.vocab import Level, Punctuation, Tokenizer, Vocab
 from litexp.errors import LitexpError
@@ -104,7 +104,7 @@ class WindowSampler(Sampler[torch.Tensor]):
 
 
 # -- the DataModule --------------------------------------------------------------------------------
-class TextCorpus(CorpusDataModule):
+class TextCorpus(TokenCorpus):
     """A language-modelling corpus: windows of ``num_steps`` tokens and their next tokens."""
 
     split_strategy = BlockSplit()

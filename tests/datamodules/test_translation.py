@@ -250,3 +250,10 @@ def test_missing_file_empty_test_split_and_bad_settings(tmp_path):
                               ({"num_folds": 3, "fold": 3}, "fold must lie in 0..2")):
         with pytest.raises(LitexpError, match=message):
             ParallelCorpus(**settings)
+
+
+def test_a_parallel_corpus_links_two_vocabulary_sizes_and_no_single_one(tmp_path):
+    # the CLI links every data attribute a task may take: a `vocab_size` here would leak into Seq2SeqTask
+    data = ParallelCorpus(path=write(tmp_path, numbered_pairs(40)), num_steps=4, batch_size=4)
+    assert not hasattr(data, "vocab_size")
+    assert data.src_vocab_size > 4 and data.tgt_vocab_size > 4
