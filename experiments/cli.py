@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import signal
 import sys
 import time
 import warnings
@@ -22,6 +23,7 @@ import yaml
 from jsonargparse import ActionYesNo
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers every DataModule class for --data lookup)
 import lit_models
@@ -270,7 +272,9 @@ def run_lightning(argv: list[str]) -> int:
             cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
             if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
                 print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
-    except Interrupted as interrupt:
+    except (Interrupted, SIGTERMException) as stopped:
+        fallback = stopped if isinstance(stopped, Interrupted) else Interrupted(signal.SIGTERM, -1, -1)
+        interrupt = stop.stopped or fallback
         run = stop.run_dir
         print(f"litexp: {interrupt}; checkpoints/last.ckpt and summary.json written to {run}; continue in a new run "
               f"with: litexp fit --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt", file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class Interrupted(BaseException):
@@ -38,6 +39,7 @@ class StopOnSignal(Callback):
         self.run_dir = Path(run_dir)
         self.signum: Optional[int] = None
         self.previous: dict[int, Any] = {}
+        self.stopped: Optional[Interrupted] = None  # how the fit stopped, once it has
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
@@ -69,5 +71,10 @@ class StopOnSignal(Callback):
         self._check(trainer)
 
     def on_exception(self, trainer, pl_module, exception):
-        if isinstance(exception, Interrupted) and trainer.is_global_zero:
+        # Lightning's own SIGTERM handling may stop the loop first, between two of our checks
+        if not isinstance(exception, (Interrupted, SIGTERMException)):
+            return
+        self.stopped = exception if isinstance(exception, Interrupted) else Interrupted(
+            signal.SIGTERM, trainer.current_epoch, trainer.global_step)
+        if trainer.is_global_zero:
             trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt", weights_only=False)

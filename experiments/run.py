@@ -222,7 +222,8 @@ class RunSummary(Callback):
     def on_exception(self, trainer, pl_module, exception):
         if trainer.state.fn != "fit":
             return
-        interrupted = isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "Interrupted"
+        interrupted = isinstance(exception, KeyboardInterrupt) or type(exception).__name__ in ("Interrupted",
+                                                                                                 "SIGTERMException")
         status = "diverged" if isinstance(exception, DivergedError) else "interrupted" if interrupted else "failed"
         self._record_fit(trainer, status=status, error=str(exception).splitlines()[0] if str(exception) else None)
         self._write(trainer, pl_module)
