@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_fit(tmp_path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "experiments", "fit", "--config", str(CONFIG_DIR / "synthetic/linear_regression.yaml"),
+    config = str(CONFIG_DIR / "synthetic/linear_regression.yaml")
+    command = [sys.executable, "-m", "experiments", "fit", "--config", config,
                "--trainer.max_epochs=100000", "--trainer.enable_progress_bar=false", "--wandb.mode=disabled",
                "--run.root", str(tmp_path / "runs"), "--run.name=sig", "--run.version=v1"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
