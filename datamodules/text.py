@@ -199,6 +199,8 @@ class TextCorpus(TokenCorpus):
                  "sampling": self.sampling}
         if self._vocab is not None:
             facts["vocab_size"] = len(self._vocab)
+        if self.train_indices is not None:  # train_size / val_size count tokens; these names say so
+            facts.update(train_tokens=facts["train_size"], val_tokens=facts["val_size"])
         return facts
 
     # -- batches: windows of the token stream ------------------------------------------------------
