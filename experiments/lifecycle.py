@@ -30,18 +30,23 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-class StopOnSignal(Callback):
-    """The first SIGINT/SIGTERM stops the fit at the next batch border; a second exits at once."""
+class SignalFlag:
+    """The first SIGINT/SIGTERM only sets ``signum`` (the work stops at its next check); a second exits at once.
+
+    Nothing is raised from the handler itself: an exception raised at an arbitrary point (inside
+    SQLAlchemy, a weakref callback, Lightning's own KeyboardInterrupt handling) can be swallowed or
+    turn into ``exit(1)`` with the work half-recorded. Used as a context manager around the work.
+    """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    #: what a second signal prints before the process exits at once
+    second_signal_message = b"litexp: interrupted again: stopped at once\n"
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self) -> None:
         self.signum: Optional[int] = None
         self.previous: dict[int, Any] = {}
-        self.stopped: Optional[Interrupted] = None  # how the fit stopped, once it has
 
-    def __enter__(self) -> StopOnSignal:
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
         return self
@@ -52,9 +57,24 @@ class StopOnSignal(Callback):
 
     def handle(self, signum: int, frame) -> None:
         if self.signum is not None:
-            os.write(2, b"litexp: interrupted again: stopped at once, without a checkpoint\n")
+            os.write(2, self.second_signal_message)
             os._exit(128 + signum)
         self.signum = signum
+        self.on_signal()
+
+    def on_signal(self) -> None:
+        """Called once, by the first signal (e.g. to wake a waiting worker)."""
+
+
+class StopOnSignal(SignalFlag, Callback):
+    """The first SIGINT/SIGTERM stops the fit at the next batch border; a second exits at once."""
+
+    second_signal_message = b"litexp: interrupted again: stopped at once, without a checkpoint\n"
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.stopped: Optional[Interrupted] = None  # how the fit stopped, once it has
 
     def _check(self, trainer) -> None:
         if self.signum is not None:

@@ -9,16 +9,15 @@ signal exits at once.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
 import threading
 import warnings
-from typing import Any, Optional
+from typing import Optional
 
 import optuna
 from lightning.pytorch.callbacks import Callback
 
+from experiments.lifecycle import SignalFlag
 from litexp.errors import LitexpError
 
 
@@ -36,35 +35,16 @@ class Interrupted(Exception):
         super().__init__(what)
 
 
-class StopOnSignal:
-    """The first SIGINT/SIGTERM sets ``signum`` (the study stops at its next check); a second exits at once.
+class StopOnSignal(SignalFlag):
+    """The first SIGINT/SIGTERM stops the study at its next check (before each trial, fold and batch)."""
 
-    Nothing is raised from the handler itself: an exception raised at an arbitrary point (inside
-    SQLAlchemy, a weakref callback, Lightning's own KeyboardInterrupt handling) is swallowed or
-    turns into ``exit(1)`` with the trial left RUNNING.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    second_signal_message = b"litexp: interrupted again: stopped at once; a rerun marks the running trial failed\n"
 
     def __init__(self) -> None:
-        self.signum: Optional[int] = None
+        super().__init__()
         self.event = threading.Event()  # wakes a worker waiting for others' trials
-        self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def handle(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            os.write(2, b"litexp: interrupted again: stopped at once; a rerun marks the running trial failed\n")
-            os._exit(128 + signum)
-        self.signum = signum
+    def on_signal(self) -> None:
         self.event.set()
 
     def check(self, trial: Optional[int] = None, refit: bool = False) -> None:
