@@ -14,7 +14,7 @@ and ``predict`` (and never while a search holds the test lock).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 import lightning.pytorch as pl
 import numpy as np
@@ -39,7 +39,40 @@ class TensorBatches(Dataset):
         return tuple(tensor[indices] for tensor in self.tensors)
 
 
-class ShardedBatchSampler(Sampler[torch.Tensor]):
+class EpochBatches(Sampler[torch.Tensor]):
+    """A batch sampler whose batches are fixed by (seed, epoch): a subclass says what they are (``batches``).
+
+    Because an epoch's batches depend on nothing else, a fit resumed from a checkpoint can go on
+    with exactly the batches it would have seen: ``resume(epoch, done)`` makes the next iteration
+    start at batch ``done`` of ``epoch`` (see :class:`ResumableLoader`).
+    """
+
+    epoch: int = 0
+    _skip: int = 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
+        self.epoch = epoch
+
+    def batches(self) -> list[torch.Tensor]:
+        """This rank's index tensors of the current epoch, in order."""
+        raise NotImplementedError
+
+    def resume(self, epoch: int, done: int, epoch_done: bool = False) -> None:
+        """The next iteration yields ``epoch``'s batches after its first ``done`` (``epoch_done``: the next epoch's)."""
+        if epoch_done or done >= len(self):
+            epoch, done = epoch + 1, 0
+        self.set_epoch(epoch)
+        self._skip = done
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        skip, self._skip = self._skip, 0
+        return iter(self.batches()[skip:])
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+class ShardedBatchSampler(EpochBatches):
     """Yields one index tensor per batch for this rank.
 
     Training (``global_batches=True``): each epoch's shuffled order is cut into global batches of
@@ -59,9 +92,6 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         self.world_size = world_size
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
-        self.epoch = epoch
-
     def _order(self) -> torch.Tensor:
         if not self.shuffle:
             return self.indices
@@ -69,7 +99,6 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
         return self.indices[torch.randperm(len(self.indices), generator=generator)]
 
     def batches(self) -> list[torch.Tensor]:
-        """This rank's index tensors of the current epoch, in order."""
         order = self._order()
         if not self.global_batches:
             shard = torch.tensor_split(order, self.world_size)[self.rank]
@@ -81,11 +110,28 @@ class ShardedBatchSampler(Sampler[torch.Tensor]):
             batches.append(torch.tensor_split(global_batch, self.world_size)[self.rank])
         return batches
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(self.batches())
 
-    def __len__(self) -> int:
-        return len(self.batches())
+class ResumableLoader(DataLoader):
+    """The training loader: Lightning saves its position in every checkpoint and restores it on resume.
+
+    ``state_dict`` holds the epoch, how many of its batches the fit has trained on and whether that was
+    all of them (``position``, read from the trainer when the checkpoint is written, so batches
+    fetched ahead do not count, and ``limit_train_batches`` ends an epoch early);
+    ``load_state_dict`` makes the first iteration after a resume start right after them. A fit
+    stopped mid-epoch and resumed thus sees every batch of every epoch once, in the same order.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochBatches, generator: torch.Generator,
+                 position: Callable[[], tuple[int, bool]]) -> None:
+        super().__init__(dataset, sampler=sampler, batch_size=None, num_workers=0, generator=generator)
+        self.position = position
+
+    def state_dict(self) -> dict[str, int]:
+        done, epoch_done = self.position()
+        return {"epoch": int(self.sampler.epoch), "batches_done": int(done), "epoch_done": bool(epoch_done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume(int(state["epoch"]), int(state["batches_done"]), bool(state.get("epoch_done")))
 
 
 class DataModule(pl.LightningDataModule):
@@ -138,6 +184,8 @@ class DataModule(pl.LightningDataModule):
         self.val_indices: Optional[Part] = None
         self._train_split: Optional[tuple[torch.Tensor, ...]] = None
         self._test_split: Optional[tuple[torch.Tensor, ...]] = None
+        self._train_loader: Optional[ResumableLoader] = None
+        self._resume_position: Optional[dict[str, Any]] = None  # from a checkpoint, for the next train loader
 
     def __str__(self) -> str:  # Lightning's default builds every dataloader just to print it
         return f"{type(self).__name__}(batch_size={self.batch_size})"
@@ -247,12 +295,37 @@ class DataModule(pl.LightningDataModule):
 
     def _loader(self, tensors: tuple[torch.Tensor, ...], part: Part, mode: Literal["train", "eval"]) -> DataLoader:
         dataset, sampler = self.batches(tensors, part, mode)
+        # its own generator: making an iterator draws a seed from it, not from the global RNG that
+        # dropout and augmentation use (so validation never shifts the training's random stream)
+        generator = torch.Generator().manual_seed(self.run_seed)
+        if mode == "train":
+            return ResumableLoader(dataset, sampler, generator, self._batches_trained)
         # batch_size=None: the sampler's items go straight to the dataset's __getitem__ (whole batches)
-        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=0, generator=generator)
+
+    def _batches_trained(self) -> tuple[int, bool]:
+        """(batches of the current epoch the fit has trained on, whether the epoch's training is done)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, False
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return done, done >= trainer.num_training_batches
 
     def train_dataloader(self) -> DataLoader:
         self._setup_train_split()
-        return self._loader(self._train_split, self.train_indices, "train")
+        self._train_loader = self._loader(self._train_split, self.train_indices, "train")
+        if self._resume_position is not None:
+            self._train_loader.load_state_dict(self._resume_position)
+            self._resume_position = None
+        return self._train_loader
+
+    # Lightning restores a loader's own state only when it restarts an unfinished epoch; kept here too,
+    # the position also survives a checkpoint written at an epoch's end (the next epoch's order is used)
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_position": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_position = state_dict.get("train_position")
 
     def val_dataloader(self):
         self._setup_train_split()

@@ -14,14 +14,14 @@ a model may carry its hidden state across batches (``carry_state``).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
 from jsonargparse.typing import PositiveInt
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
-from datamodules.base import ShardedBatchSampler
+from datamodules.base import EpochBatches, ShardedBatchSampler
 from datamodules.corpora import TokenCorpus
 from datamodules.splits import BlockSplit
 from datamodules.vocab import Level, Punctuation, Tokenizer, Vocab
@@ -58,7 +58,7 @@ class Windows(Dataset):
         return self.ids[positions], self.ids[positions + 1]
 
 
-class WindowSampler(Sampler[torch.Tensor]):
+class WindowSampler(EpochBatches):
     """Start positions of each batch's windows for this rank.
 
     ``random``: a random offset per epoch, windows shuffled (DDP ranks take disjoint slices of
@@ -73,9 +73,6 @@ class WindowSampler(Sampler[torch.Tensor]):
         self.ranges, self.num_steps, self.batch_size, self.mode = ranges, num_steps, batch_size, mode
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def batches(self) -> list[torch.Tensor]:
         if self.mode == "eval":
@@ -95,12 +92,6 @@ class WindowSampler(Sampler[torch.Tensor]):
         grid = starts[: rows * columns].view(rows, columns)  # row r: consecutive windows
         mine = grid[self.rank * self.batch_size: (self.rank + 1) * self.batch_size]
         return [mine[:, column] for column in range(columns)]
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        return len(self.batches())
 
 
 # -- the DataModule --------------------------------------------------------------------------------

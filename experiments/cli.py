@@ -35,7 +35,8 @@ from experiments.evaluation import (
     read_checkpoint,
     resolve_run_directory,
 )
-from experiments.lifecycle import Interrupted, StopOnSignal
+from experiments.lifecycle import Interrupted, RandomState, StopOnSignal
+from experiments.resume import ResumePoint, resume_arguments
 from experiments.run import (
     RUN_DIR_ENV,
     ConfigToLoggers,
@@ -44,7 +45,7 @@ from experiments.run import (
     RunOptions,
     RunSummary,
     WandbOptions,
-    build_checkpoint,
+    build_checkpoints,
     build_loggers,
     new_run_dir,
 )
@@ -58,15 +59,19 @@ LINKED_ATTRIBUTES = ("num_classes", "input_shape", "in_features", "num_outputs",
                      "src_vocab_size", "tgt_vocab_size", "max_len")
 HELP_EPILOG = ("The options of a model or data class: --model.help CLASS, --data.help CLASS (e.g. litexp fit "
                "--model.help ClassificationTask, litexp fit --data.help FashionMNIST). Runs go to "
-               "<run.root>/<run.name>/<run.version>; --trainer.default_root_dir sets run.root.")
+               "<run.root>/<run.name>/<run.version>; --trainer.default_root_dir sets run.root. A stopped or "
+               "killed fit continues in its own directory with: litexp fit --resume <run dir> (optionally "
+               "--trainer.max_epochs=N to train a finished one longer).")
 
 
 class LitexpCLI(LightningCLI):
-    def __init__(self, args: list[str], stop_on_signal: Optional[StopOnSignal] = None) -> None:
+    def __init__(self, args: list[str], stop_on_signal: Optional[StopOnSignal] = None,
+                 resume: Optional[ResumePoint] = None) -> None:
         """Parse ``args`` (a subcommand first: fit, validate, test or predict) and run it."""
         self.run_dir: Optional[Path] = None
         self.args = list(args)
         self.stop_on_signal = stop_on_signal  # fit only: a clean stop on SIGINT/SIGTERM
+        self.resume = resume  # fit --resume: the run continued in place
         super().__init__(
             model_class=Task,
             datamodule_class=DataModule,
@@ -133,18 +138,18 @@ class LitexpCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         callbacks.append(RunSummary(self.run_dir, seed=config.get("seed_everything"), command=self.subcommand))
         if stage == "fit":
-            callbacks.append(DivergenceGuard())
+            callbacks.extend([DivergenceGuard(), RandomState()])
             if self.stop_on_signal is not None:
                 self.stop_on_signal.run_dir = self.run_dir
                 callbacks.append(self.stop_on_signal)
         if trainer_config.get("enable_checkpointing") is not False and stage == "fit":
             has_validation = self.datamodule.has_validation
-            callbacks.append(build_checkpoint(self.run_dir, self.model, has_validation))
+            callbacks.extend(build_checkpoints(self.run_dir, self.model, has_validation))
         if stage == "predict":
             callbacks.append(PredictionCSV(self.run_dir))
         self.trainer = self.instantiate_trainer(
             default_root_dir=str(self.run_dir),
-            logger=build_loggers(self.run_dir, config.wandb, label),
+            logger=build_loggers(self.run_dir, config.wandb, label, resume=self.resume),
             callbacks=callbacks,
         )
         try:  # the run's first write: an unwritable root fails here, in one line, before any training
@@ -156,6 +161,8 @@ class LitexpCLI(LightningCLI):
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test"):
             return
+        if self.stop_on_signal is not None and self.stop_on_signal.signum is not None:
+            return  # stopped by a signal during the last epoch: no test after it
         fast = bool(self.trainer.fast_dev_run)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=None if fast else "best",
                           weights_only=True)
@@ -266,8 +273,15 @@ def run_lightning(argv: list[str]) -> int:
     try:
         check_config_files(argv)
         if argv[0] == "fit":
+            argv, resume = resume_arguments(argv)
+            if resume is not None:
+                os.environ[RUN_DIR_ENV] = str(resume.run_dir)  # in place: the run's own directory
             with StopOnSignal(Path(".")) as stop:
-                LitexpCLI(with_default_config(argv), stop_on_signal=stop)
+                LitexpCLI(with_default_config(argv), stop_on_signal=stop, resume=resume)
+            if stop.signum is not None:  # the signal came during the last epoch, which ended the fit
+                print(f"litexp: interrupted by {signal.Signals(stop.signum).name} during the last epoch; the fit "
+                      f"completed first (summary.json in {stop.run_dir})", file=sys.stderr)
+                return 128 + stop.signum
         else:
             cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
             if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
@@ -276,8 +290,8 @@ def run_lightning(argv: list[str]) -> int:
         fallback = stopped if isinstance(stopped, Interrupted) else Interrupted(signal.SIGTERM, -1, -1)
         interrupt = stop.stopped or fallback
         run = stop.run_dir
-        print(f"litexp: {interrupt}; checkpoints/last.ckpt and summary.json written to {run}; continue in a new run "
-              f"with: litexp fit --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt", file=sys.stderr)
+        print(f"litexp: {interrupt}; checkpoints/last.ckpt and summary.json written to {run}; continue it with: "
+              f"litexp fit --resume {run}", file=sys.stderr)
         return interrupt.exit_code
     except ArgumentError as error:
         print(f"litexp: error: {summarize_parse_error(str(error), argv[0])}", file=sys.stderr)

@@ -24,7 +24,7 @@ EVAL_COMMANDS = ("validate", "test", "predict")
 MUST_MATCH = ("network", "network_args")
 
 
-def _option(argv: list[str], name: str) -> tuple[Optional[int], Optional[str]]:
+def option_value(argv: list[str], name: str) -> tuple[Optional[int], Optional[str]]:
     """(index in argv, value) of ``--name value`` or ``--name=value``; (None, None) when absent."""
     for index, arg in enumerate(argv):
         if arg == name and index + 1 < len(argv):
@@ -38,7 +38,7 @@ def resolve_run_directory(argv: list[str]) -> list[str]:
     """``--ckpt_path <run dir>`` -> ``--ckpt_path <run dir>/checkpoints/best.ckpt`` (+ its config.yaml)."""
     if not argv or argv[0] not in EVAL_COMMANDS:
         return argv
-    index, value = _option(argv, "--ckpt_path")
+    index, value = option_value(argv, "--ckpt_path")
     if value is None or not Path(value).is_dir():
         return argv
     run_dir = Path(value)

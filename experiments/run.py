@@ -106,11 +106,40 @@ def resolve_wandb_mode(mode: str) -> str:
     return mode
 
 
-def build_loggers(run_dir: Path, options: WandbOptions, run_label: str) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSV logger writing ``<run>/metrics.csv``; a resumed run starts it with the rows it keeps.
+
+    (Lightning's own writer deletes an existing metrics.csv when it starts.)
+    """
+
+    def __init__(self, run_dir: Path, kept: Optional[tuple[list[str], list[dict[str, str]]]] = None) -> None:
+        super().__init__(save_dir=str(run_dir), name="", version="")
+        self._kept = kept
+
+    @property
+    def experiment(self):
+        writer = super().experiment
+        if self._kept is not None:
+            header, rows = self._kept
+            self._kept = None
+            if header:
+                with open(writer.metrics_file_path, "w", newline="") as handle:
+                    csv_writer = csv.DictWriter(handle, fieldnames=header)
+                    csv_writer.writeheader()
+                    csv_writer.writerows(rows)
+                writer.metrics_keys = list(header)
+        return writer
+
+
+def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=None) -> list[Logger]:
+    """CSV (always) and W&B (unless disabled); ``resume`` (a ``ResumePoint``) continues the run's own logs."""
+    from experiments.resume import kept_metric_rows
+
+    loggers: list[Logger] = [RunCSVLogger(run_dir, kept_metric_rows(resume) if resume else None)]
     mode = resolve_wandb_mode(options.mode)
     if mode != "disabled":
         os.environ.setdefault("WANDB_SILENT", "true")
+        same_run = {"id": resume.wandb_id, "resume": "allow"} if resume is not None and resume.wandb_id else {}
         loggers.append(
             WandbLogger(
                 project=options.project,
@@ -120,22 +149,30 @@ def build_loggers(run_dir: Path, options: WandbOptions, run_label: str) -> list[
                 save_dir=str(run_dir),
                 mode=mode,
                 settings={"init_timeout": 60, "console": "off"},
+                **same_run,
             )
         )
     return loggers
 
 
-def build_checkpoint(run_dir: Path, module: pl.LightningModule, has_validation: bool) -> ModelCheckpoint:
+def build_checkpoints(run_dir: Path, module: pl.LightningModule, has_validation: bool) -> list[ModelCheckpoint]:
+    """``best.ckpt`` (by the task's monitor; every epoch without validation) and ``last.ckpt`` (every epoch).
+
+    ``last.ckpt`` has its own callback: Lightning's ``save_last`` writes it only in epochs where the
+    monitored checkpoint was saved too, so it could lag epochs behind the fit it should resume.
+    """
     monitor = getattr(module, "monitor", None) if has_validation else None
-    return ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"),
         filename="best",
         monitor=monitor,
         mode=getattr(module, "monitor_mode", "min"),
-        save_last=True,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    last = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None, save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    return [best, last]
 
 
 def library_versions() -> dict[str, str]:
@@ -194,8 +231,10 @@ def finite_or_none(value: Any) -> Any:
 class RunSummary(Callback):
     """Writes ``summary.json``: status, final metrics, epochs, epoch times, seed, versions, device, split.
 
-    ``status`` is ``completed`` after a fit that ran to its end, ``diverged`` when the training loss
-    stopped being finite (``fit.error`` names the step), ``failed`` after any other error.
+    ``status`` is ``running`` from the fit's start (a run killed outright keeps it), ``completed``
+    after a fit that ran to its end, ``interrupted`` after SIGINT/SIGTERM, ``diverged`` when the
+    training loss stopped being finite (``fit.error`` names the step), ``failed`` after any other
+    error. With W&B on, ``wandb.id`` names its W&B run (``litexp fit --resume`` continues that run).
     """
 
     def __init__(self, run_dir: Path, seed: Optional[int], command: str) -> None:
@@ -204,10 +243,25 @@ class RunSummary(Callback):
         self.command = command
         self.summary: dict[str, Any] = {}
         self.epoch_times: list[float] = []
-        self._fit_start = self._epoch_start = 0.0
+        self._fit_start = self._epoch_start = self._earlier_wall_time = 0.0
+
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: a resumed fit reports every epoch's time
+        return {"epoch_times": list(self.epoch_times), "wall_time_s": self._elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch_times = list(state_dict.get("epoch_times", []))
+        self._earlier_wall_time = float(state_dict.get("wall_time_s", 0.0))
+
+    def _elapsed(self) -> float:
+        """Seconds of fitting, those before a resume included."""
+        now = time.perf_counter() - self._fit_start if self._fit_start else 0.0
+        return self._earlier_wall_time + now
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = time.perf_counter()
+        # "running" until the fit ends: a run killed outright still says what it was (and its W&B id)
+        self._record_fit(trainer, status="running")
+        self._write(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = time.perf_counter()
@@ -237,7 +291,7 @@ class RunSummary(Callback):
                 "metrics": scalar_metrics(trainer, ("train/", "val/")),
                 "epochs": trainer.current_epoch,
                 "global_steps": trainer.global_step,
-                "wall_time_s": round(time.perf_counter() - self._fit_start, 3),
+                "wall_time_s": round(self._elapsed(), 3),
                 "epoch_times_s": [round(t, 3) for t in self.epoch_times],
                 "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
                 "best_score": float(best_score) if best_score is not None else None,
@@ -271,6 +325,9 @@ class RunSummary(Callback):
             versions=library_versions(),
             device=device_description(trainer),
         )
+        wandb = next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
+        if wandb is not None and wandb.version:
+            self.summary["wandb"] = {"id": wandb.version, "project": wandb.name}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         partial = self.run_dir / "summary.json.partial"
         partial.write_text(json.dumps(finite_or_none(self.summary), indent=2, default=str, allow_nan=False) + "\n")

@@ -160,6 +160,24 @@ class Task(pl.LightningModule):
         self.log_dict(metrics.compute(), prog_bar=True, sync_dist=True)
         metrics.reset()
 
+    # -- checkpoints: the epoch's training metrics so far, so that a fit resumed mid-epoch logs the same ----
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        metrics = self.metrics_of("train")
+        checkpoint["train_metric_states"] = {
+            name: {"states": dict(metric.metric_state), "updates": metric._update_count}
+            for name, metric in metrics.items(keep_base=True) if metric.update_called
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        metrics = self.metrics_of("train")
+        for name, saved in checkpoint.get("train_metric_states", {}).items():
+            if name in metrics.keys(keep_base=True):
+                metric = metrics[name]
+                for state, value in saved["states"].items():
+                    setattr(metric, state, value)
+                metric._update_count = saved["updates"]
+                metric._computed = None
+
     def summary(self) -> dict[str, Any]:
         """Facts about the trained model for ``summary.json`` (networks may add their own)."""
         facts: dict[str, Any] = {"parameters": sum(p.numel() for p in self.parameters())}
