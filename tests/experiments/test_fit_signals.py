@@ -48,7 +48,7 @@ def test_a_signal_stops_the_fit_cleanly(tmp_path, signum):
     assert "Traceback" not in stderr
     ours = [line for line in stderr.splitlines() if line.startswith("litexp:")]
     assert len(ours) == 1 and f"interrupted by {signal.Signals(signum).name} at epoch" in ours[0], stderr
-    assert f"--ckpt_path {run}/checkpoints/last.ckpt" in ours[0]
+    assert f"litexp fit --resume {run}" in ours[0]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
