@@ -310,7 +310,8 @@ def run_lightning(argv: list[str]) -> int:
 
 USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --help, ... for all options)
 
-  fit        train a model (no config: LeNet on Fashion-MNIST); --test evaluates the best checkpoint
+  fit        train a model (no config: LeNet on Fashion-MNIST); --test evaluates the best checkpoint;
+             fit --resume <run dir> continues a stopped or killed fit in its own directory
   validate   evaluate a checkpoint on the validation split (--ckpt_path)
   test       evaluate a checkpoint on the test split (--ckpt_path)
   predict    write predictions.csv for the test split (--ckpt_path)

@@ -121,18 +121,24 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
     assert "last.ckpt is unreadable" in capsys.readouterr().err
 
 
-def test_training_a_finished_run_longer_appends_and_keeps_its_wandb_run(tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+def test_training_a_finished_run_longer_appends_and_keeps_its_wandb_run(tmp_path):
+    # a fresh process: W&B keeps settings per process, and the run's own wandb/ folder is what is checked
+    env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     root = tmp_path / "runs"
     config = str(CONFIG_DIR / "synthetic" / "linear_regression.yaml")
-    common = ["--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=10"]
-    assert main(["fit", "--config", config, "--trainer.max_epochs=1", "--run.root", str(root), "--run.name=r",
-                 "--run.version=v", "--wandb.mode=offline", *common]) == 0
+
+    def litexp_offline(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "experiments", *args, "--trainer.enable_progress_bar=false"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    litexp_offline("fit", "--config", config, "--trainer.max_epochs=1", "--run.root", str(root), "--run.name=r",
+                   "--run.version=v", "--wandb.mode=offline", "--trainer.log_every_n_steps=10")
     run = root / "r" / "v"
     first = json.loads((run / "summary.json").read_text())
     before = rows(run)
-    assert main(["fit", "--resume", str(run), "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false"]) == 0
+    litexp_offline("fit", "--resume", str(run), "--trainer.max_epochs=2")
     second = json.loads((run / "summary.json").read_text())
     after = rows(run)
     assert after[: len(before)] == before and len(after) > len(before)  # appended, nothing rewritten
