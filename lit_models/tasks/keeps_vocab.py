@@ -38,9 +38,11 @@ class KeepsVocab:
         self._check_vocab()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["vocab"] = self.vocab
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.vocab = checkpoint.get("vocab")
 
 

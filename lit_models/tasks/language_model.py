@@ -70,6 +70,23 @@ class LanguageModelTask(KeepsVocab, Task):
     def on_train_epoch_start(self) -> None:
         self._state = None
 
+    # a fit resumed mid-epoch goes on with the hidden state the stopped one carried
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self._state is not None:
+            checkpoint["carried_state"] = list(self._state) if isinstance(self._state, tuple) else self._state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("carried_state")
+        if state is not None:  # read onto the CPU: moved to the device where the next step runs
+            self._state = tuple(state) if isinstance(state, list) else state
+
+    def on_train_start(self) -> None:
+        if self._state is not None:
+            self._state = (tuple(s.to(self.device) for s in self._state) if isinstance(self._state, tuple)
+                           else self._state.to(self.device))
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         inputs, targets = batch  # (B, T) int64 each
         carry = stage == "train" and self.carry_state

@@ -97,6 +97,24 @@ def test_state_is_carried_and_detached_only_in_sequential_mode():
         assert task._state is None
 
 
+def test_a_checkpoint_keeps_the_carried_state_the_epochs_metrics_and_the_vocabulary():
+    torch.manual_seed(0)
+    batch = (torch.randint(9, (2, 4)), torch.randint(9, (2, 4)))
+    task = LanguageModelTask(network="lstm_lm", vocab_size=9, carry_state=True)
+    task.vocab = {"tokens": list("abcdefghi")}
+    task._step(batch, "train")
+    checkpoint: dict = {}
+    task.on_save_checkpoint(checkpoint)
+    assert checkpoint["vocab"] == task.vocab and set(checkpoint["train_metric_states"]) == {"loss", "ppl"}
+    resumed = LanguageModelTask(network="lstm_lm", vocab_size=9, carry_state=True)
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.vocab == task.vocab
+    for ours, theirs in zip(resumed._state, task._state, strict=True):  # (h, c) of the LSTM
+        assert torch.equal(ours, theirs)
+    assert resumed.metrics["train/ppl"].compute() == task.metrics["train/ppl"].compute()
+    assert resumed.metrics["train/loss"].compute() == task.metrics["train/loss"].compute()
+
+
 def test_generation_is_greedy_or_sampled_reproducibly():
     torch.manual_seed(0)
     network = build_network("gru_lm", vocab_size=12, hidden_size=8)
