@@ -223,6 +223,10 @@ class DataModule(pl.LightningDataModule):
         )
         return TensorBatches(*tensors), sampler
 
+    def format_predictions(self, columns: dict[str, list]) -> dict[str, list]:
+        """The columns of ``predictions.csv`` from the task's (a table's id and target units, for instance)."""
+        return columns
+
     # -- splits -------------------------------------------------------------------------------
     def make_split(self, num_items: int, labels: Optional[np.ndarray] = None) -> tuple[Part, Part]:
         """(train part, val part) of a training split of ``num_items``: the one place that splits."""

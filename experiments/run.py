@@ -361,6 +361,8 @@ class PredictionCSV(BasePredictionWriter):
         if not batches:
             return
         columns = {key: _concat([batch[key] for batch in batches]) for key in batches[0]}
+        if trainer.world_size == 1 and hasattr(trainer.datamodule, "format_predictions"):
+            columns = trainer.datamodule.format_predictions(columns)
         name = "predictions.csv" if trainer.world_size == 1 else f"predictions-rank{trainer.global_rank}.csv"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.run_dir / name, "w", newline="") as handle:

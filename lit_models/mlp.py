@@ -40,3 +40,11 @@ def mlp(in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
     """The book's MLP: ``hidden_sizes=[256]``; dropout as one rate for all layers or one per layer."""
     rates = [float(dropout)] * len(hidden_sizes) if isinstance(dropout, (int, float)) else list(dropout)
     return MLP(in_channels * image_size * image_size, num_classes, list(hidden_sizes), activation, rates)
+
+
+@register_network("mlp_regressor", kind="regressor")
+def mlp_regressor(in_features: int = 2, num_outputs: int = 1, hidden_sizes: Sequence[int] = (64,),
+                  activation: str = "relu", dropout: Union[float, Sequence[float]] = 0.0) -> MLP:
+    """The MLP on a feature vector (tabular data): ``hidden_sizes`` layers, then ``num_outputs`` numbers."""
+    rates = [float(dropout)] * len(hidden_sizes) if isinstance(dropout, (int, float)) else list(dropout)
+    return MLP(in_features, num_outputs, list(hidden_sizes), activation, rates)

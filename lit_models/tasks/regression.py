@@ -7,12 +7,14 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
+from torchmetrics import MeanSquaredError, Metric
 
 from lit_models.tasks.base import Task
 
 
 class RegressionTask(Task):
-    """Mean squared error; logs ``<stage>/loss``."""
+    """Mean squared error; logs ``<stage>/loss`` and ``<stage>/rmse`` (its root over the epoch's examples;
+    with a log target, the log-RMSE)."""
 
     kind = "regressor"
     data_attributes = ("in_features", "num_outputs")
@@ -32,9 +34,15 @@ class RegressionTask(Task):
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         features, targets = batch  # (B, in_features), (B, num_outputs)
-        loss = F.mse_loss(self(features), targets)
-        self.metrics_of(stage)["loss"].update(loss.detach(), weight=targets.shape[0])
+        predicted = self(features)
+        loss = F.mse_loss(predicted, targets)
+        metrics = self.metrics_of(stage)
+        metrics["loss"].update(loss.detach(), weight=targets.shape[0])
+        metrics["rmse"].update(predicted.detach(), targets)
         return loss
+
+    def stage_metrics(self, stage: str) -> dict[str, Metric]:
+        return {**super().stage_metrics(stage), "rmse": MeanSquaredError(squared=False)}
 
     def predict_step(self, batch, batch_idx):
         features, targets = batch
