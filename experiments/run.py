@@ -158,8 +158,9 @@ def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=N
 def build_checkpoints(run_dir: Path, module: pl.LightningModule, has_validation: bool) -> list[ModelCheckpoint]:
     """``best.ckpt`` (by the task's monitor; every epoch without validation) and ``last.ckpt`` (every epoch).
 
-    ``last.ckpt`` has its own callback: Lightning's ``save_last`` writes it only in epochs where the
-    monitored checkpoint was saved too, so it could lag epochs behind the fit it should resume.
+    With a monitor, ``last.ckpt`` has its own callback: Lightning's ``save_last`` writes it only in
+    epochs where the monitored checkpoint was saved too, so it could lag epochs behind the fit it
+    should resume. Without one, the best checkpoint is written every epoch and ``save_last`` with it.
     """
     monitor = getattr(module, "monitor", None) if has_validation else None
     best = ModelCheckpoint(
@@ -167,9 +168,12 @@ def build_checkpoints(run_dir: Path, module: pl.LightningModule, has_validation:
         filename="best",
         monitor=monitor,
         mode=getattr(module, "monitor_mode", "min"),
+        save_last=monitor is None,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    if monitor is None:
+        return [best]
     last = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None, save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
     return [best, last]
