@@ -305,7 +305,16 @@ def run_lightning(argv: list[str]) -> int:
     finally:
         if set_here:
             os.environ.pop(RUN_DIR_ENV, None)
+        finish_wandb_run()
     return 0
+
+
+def finish_wandb_run() -> None:
+    """End this process's W&B run, if one was opened: Lightning leaves it open, and a later run in this
+    process (or one resuming it through the same W&B service) would find its id still in use."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --help, ... for all options)

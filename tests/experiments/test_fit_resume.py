@@ -123,7 +123,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
 
 def test_training_a_finished_run_longer_appends_and_keeps_its_wandb_run(tmp_path):
     # a fresh process: W&B keeps settings per process, and the run's own wandb/ folder is what is checked
-    env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
+    env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE" and not key.startswith("WANDB_SERV")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     root = tmp_path / "runs"
     config = str(CONFIG_DIR / "synthetic" / "linear_regression.yaml")

@@ -253,11 +253,16 @@ def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, f
 
 # -- the example spaces ----------------------------------------------------------------------------
 EXAMPLES = {"mlp": "fashion_mnist/mlp.yaml", "lenet": "fashion_mnist/lenet.yaml", "resnet": "cifar10/lenet_modern.yaml",
-            "translation": "translation/toy_attention.yaml"}
+            "translation": "translation/toy_attention.yaml", "tabular_mlp": "tabular/diabetes.yaml"}
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_example_search_spaces_are_accepted_by_the_cli(name):
+def test_example_search_spaces_are_accepted_by_the_cli(name, tmp_path, monkeypatch):
+    if name == "tabular_mlp":  # its config reads diabetes.csv where it runs, as the README writes it
+        from tests.experiments.test_cli import write_diabetes_csv
+
+        monkeypatch.chdir(tmp_path)
+        write_diabetes_csv(tmp_path / "diabetes.csv")
     space = load_search_space(REPO / "experiments" / "search" / f"{name}.yaml")
     first, check = tune.make_checker([str(CONFIG_DIR / EXAMPLES[name])], cli_args(space.fixed))
     check_with_cli(space, check)  # raises LitexpError naming the refused key
