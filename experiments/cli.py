@@ -326,6 +326,7 @@ USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --h
   predict    write predictions.csv for the test split (--ckpt_path)
   networks   list the registered networks
   tune       hyperparameter study: Optuna trials scored by K-fold cross-validation
+  compare    variants of one experiment (--vary KEY=V1,V2 ... --seeds N) side by side: report and curves
   zoo        train the CNN zoo and write experiments/reports/zoo.md
   generate   generate text from a language-model checkpoint
   translate  translate sentences with a seq2seq checkpoint (beam search, attention heatmaps)
@@ -342,6 +343,7 @@ def list_networks_command(argv: list[str]) -> int:
 # commands beyond LightningCLI's: name -> module whose ``main(argv) -> int`` runs it (imported lazily)
 EXTRA_COMMANDS: dict[str, str] = {
     "tune": "experiments.tune",
+    "compare": "experiments.compare",
     "zoo": "experiments.zoo",
     "generate": "experiments.generate",
     "translate": "experiments.translate",
