@@ -264,6 +264,15 @@ class TabularCSV(DataModule):
         boundary = len(rows[0]) - int(round(len(rows[0]) * self.test_fraction))
         return tuple(t[:boundary] if split == "train" else t[boundary:] for t in rows)
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "test" and self._test_split is not None:
+            targets = self._test_split[2]
+            unscored = (targets < 0).all() if self.task == "classification" else torch.isnan(targets).all()
+            if len(targets) and bool(unscored):
+                raise LitexpError(f"the test rows have no {self.target!r} values, so litexp test cannot score them; "
+                                  f"use litexp predict to write their predictions")
+
     def split_labels(self, tensors):
         return tensors[2].numpy() if self.task == "classification" else None
 

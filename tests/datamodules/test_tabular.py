@@ -59,7 +59,7 @@ def test_missing_and_unseen_categories(tmp_path):
     test = tmp_path / "t.csv"
     test.write_text("Id,area,rooms,zone,street\n1,100,2,D,Pave\n2,,3,,Grvl\n")
     data = TabularCSV(path=str(train), test_path=str(test), target="price", id_column="Id", val_fraction=0.0)
-    data.setup("test")
+    data.setup("predict")
     numbers, codes, targets = data._test_split
     features, _ = data.transform_batch((numbers, codes, targets), training=False)
     zone = features[:, 2:6]  # A, B, C, missing
@@ -109,6 +109,8 @@ def test_fit_and_a_submission_through_the_cli(tmp_path, capsys):
     assert list(rows[0]) == ["Id", "price"] and [row["Id"] for row in rows] == [str(i + 1) for i in range(30)]
     assert all(float(row["price"]) > 0 for row in rows)  # back in the target's units (exp of the log)
     capsys.readouterr()
+    assert main(["test", "--ckpt_path", str(run), *common]) == 2  # no targets to score: one line, not NaN
+    assert "use litexp predict" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("area,price\n1,3\nabc,4\n5,6\n7,8\n")
     assert main(["fit", "--data", "TabularCSV", f"--data.path={bad}", "--data.target=price", "--model",
