@@ -267,6 +267,8 @@ def main(argv: list[str]) -> int:
                            "--run.version", f"seed{seed}", "--wandb.group", name, "--wandb.name",
                            f"{name}/{variant}/seed{seed}"]
                 code = run_variant(study / variant / f"seed{seed}", command)
+                if code != 0 and read_summary(study / variant / f"seed{seed}").get("status") == "diverged":
+                    code = 0  # a variant whose loss blew up is a result: reported as diverged, the rest go on
                 if code != 0:
                     print(f"litexp compare: stopped at {variant}/seed{seed} (exit {code}); rerun the same command to "
                           f"go on: completed runs are reused", file=sys.stderr)

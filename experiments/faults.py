@@ -27,6 +27,8 @@ from typing import Literal, Optional
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from experiments.cli import CONFIG_DIR
+
 Point = Literal["train_batch", "epoch_start", "val_batch"]
 
 
@@ -61,7 +63,7 @@ class KillAt(Callback):
 
 
 # -- the script ------------------------------------------------------------------------------------
-DEFAULT_FIT = ["--config", "experiments/configs/fashion_mnist/mlp_dropout.yaml", "--trainer.max_epochs=3",
+DEFAULT_FIT = ["--config", str(CONFIG_DIR / "fashion_mnist" / "mlp_dropout.yaml"), "--trainer.max_epochs=3",
                "--trainer.limit_train_batches=20", "--trainer.limit_val_batches=5", "--trainer.log_every_n_steps=5"]
 #: (where, signal, exit status the killed fit must end with)
 KINDS = (("train_batch", "SIGKILL", -9), ("epoch_start", "SIGKILL", -9), ("val_batch", "SIGKILL", -9),
@@ -70,7 +72,10 @@ KINDS = (("train_batch", "SIGKILL", -9), ("epoch_start", "SIGKILL", -9), ("val_b
 
 def litexp(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "experiments", *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    repo = str(CONFIG_DIR.parents[1])  # the processes import litexp from this checkout, wherever they run
+    env = {**os.environ, "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
 def read_metrics(run: Path) -> list[dict[str, str]]:

@@ -1,9 +1,10 @@
 """Stopping a fit cleanly on SIGINT (Ctrl-C) or SIGTERM, and the state that lets it resume exactly.
 
-The first signal only sets a flag; the fit stops after the step (or validation batch) in progress,
-``checkpoints/last.ckpt`` is written, ``summary.json`` says ``"status": "interrupted"``, and
-``litexp fit`` prints one line and exits 130 (SIGINT) or 143 (SIGTERM). A second signal exits at
-once. Installed by the ``litexp fit`` command only: ``litexp tune`` has its own handling per trial.
+The first signal only sets a flag; the fit stops before its next training batch (or, during an
+epoch's last batch or its validation, once that epoch has ended), ``checkpoints/last.ckpt`` holds
+where it stopped, ``summary.json`` says ``"status": "interrupted"``, and ``litexp fit`` prints one
+line and exits 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once. Installed by the
+``litexp fit`` command only: ``litexp tune`` has its own handling per trial.
 
 What a checkpoint needs beyond Lightning's own state for a resumed fit to go on as if never
 stopped: the global random generators (:class:`RandomState`), the training loader's position
@@ -138,6 +139,7 @@ class StopOnSignal(SignalFlag, Callback):
             # where a stop before the next batch is: without this, every later step would log one late
             loop = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
             loop["_batches_that_stepped"] = max(0, loop["_batches_that_stepped"] - 1)
+
 
 def random_states() -> dict[str, Any]:
     """The global generators of torch (and CUDA), NumPy and Python, as plain values a weights-only load reads."""

@@ -60,3 +60,12 @@ def test_bad_comparisons_are_one_line(tmp_path, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_diverged_variant_is_reported_and_the_rest_run(tmp_path, capsys):
+    root = tmp_path / "runs"
+    assert main(["compare", "--config", CONFIG, "--vary", "model.lr=1e30,0.03", "--name", "lr", "--root", str(root),
+                 "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--wandb.mode=disabled"]) == 0
+    results = {row["variant"]: row for row in json.loads((root / "compare-lr" / "results.json").read_text())}
+    assert results["lr-1e30"]["statuses"] == ["diverged"] and results["lr-0.03"]["statuses"] == ["completed"]
+    assert results["lr-0.03"]["verdict"] == "best"
