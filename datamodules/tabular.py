@@ -73,11 +73,20 @@ class Table:
 def read_table(path: Path) -> Table:
     if not path.is_file():
         raise LitexpError(f"CSV file {path} does not exist; give --data.path (and --data.test_path) a CSV file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as error:
+        raise LitexpError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise LitexpError(f"{path} is not a readable CSV ({error})") from None
     if len(rows) < 2:
         raise LitexpError(f"{path} has no data rows under its header; give a CSV with a header row")
     header = [name.strip() for name in rows[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise LitexpError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once; "
+                          f"give every column its own name")
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise LitexpError(f"{path}, line {number}: {len(row)} fields where the header has {len(header)}")

@@ -85,10 +85,12 @@ def test_kfold_folds_are_disjoint_and_cover_the_rows(tmp_path):
     ("a,price\n1,3\n2,\n", "line 3: the target 'price' is missing"),
     ("a,price\n1,3\n2\n", "line 3: 1 fields where the header has 2"),
     ("a,b\n1,3\n", "has no column 'price'"),
+    ("a,a,price\n1,2,3\n", "the header names 'a' more than once"),
+    (b"a,price\n\xe9,3\n", "is not UTF-8 text"),
 ])
 def test_bad_tables_are_one_line(tmp_path, content, message):
     path = tmp_path / "bad.csv"
-    path.write_text(content)
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     with pytest.raises(LitexpError, match=message.replace("(", r"\(")):
         TabularCSV(path=str(path), target="price").setup("fit")
 
