@@ -2,11 +2,11 @@
 
 from datamodules.base import DataModule
 from datamodules.skipgram import SkipGramCorpus
-from datamodules.synthetic import SyntheticRegression
+from datamodules.synthetic import PolynomialRegression, SyntheticRegression
 from datamodules.tabular import TabularCSV
 from datamodules.text import TextCorpus
 from datamodules.translation import ParallelCorpus
 from datamodules.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataModule
 
 __all__ = ["CIFAR10", "CIFAR100", "DataModule", "FashionMNIST", "MNIST", "ParallelCorpus", "SkipGramCorpus",
-           "SyntheticRegression", "TabularCSV", "TextCorpus", "VisionDataModule"]
+           "PolynomialRegression", "SyntheticRegression", "TabularCSV", "TextCorpus", "VisionDataModule"]

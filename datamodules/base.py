@@ -160,6 +160,7 @@ class DataModule(pl.LightningDataModule):
         num_folds: Optional[int] = None,
         fold: NonNegativeInt = 0,
         split_seed: int = 0,
+        train_size: Optional[PositiveInt] = None,
     ) -> None:
         """
         Args:
@@ -169,17 +170,21 @@ class DataModule(pl.LightningDataModule):
             num_folds: K for K-fold validation; ``fold`` picks the validation fold.
             fold: which fold (0..num_folds-1) is the validation set.
             split_seed: seed of the hold-out / K-fold split.
+            train_size: train on a random subset of this many of the samples that validation leaves
+                (stratified by class; the validation part stays whole): the book's small-data experiments.
         """
         super().__init__()
         if int(batch_size) <= 0:
             raise LitexpError(f"batch_size must be a positive integer, got {batch_size}")
-        self.split_options = SplitOptions(float(val_fraction), num_folds, int(fold), int(split_seed))
+        self.split_options = SplitOptions(float(val_fraction), num_folds, int(fold), int(split_seed),
+                                          int(train_size) if train_size else None)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.val_fraction = float(val_fraction)
         self.num_folds = num_folds
         self.fold = int(fold)
         self.split_seed = int(split_seed)
+        self.train_size = self.split_options.train_size
         self.train_indices: Optional[Part] = None  # what validation leaves for training (indices or ranges)
         self.val_indices: Optional[Part] = None
         self._train_split: Optional[tuple[torch.Tensor, ...]] = None
@@ -279,6 +284,8 @@ class DataModule(pl.LightningDataModule):
         else:
             facts.update(split="kfold", num_folds=self.num_folds, fold=self.fold)
         facts["split_seed"] = self.split_seed
+        if self.train_size is not None:
+            facts["train_subset"] = self.train_size
         if self.train_indices is not None:
             facts.update(train_size=self.split_strategy.size(self.train_indices),
                          val_size=self.split_strategy.size(self.val_indices),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit, train_test_split
 
 from litexp.errors import LitexpError
 
@@ -83,6 +83,25 @@ def kfold_split(labels: np.ndarray | None, num_samples: int, num_folds: int, fol
     raise AssertionError("unreachable: fold was checked")
 
 
+def train_subset(train: np.ndarray, labels: Optional[np.ndarray], size: int, seed: int) -> np.ndarray:
+    """``size`` of the ``train`` indices, drawn with ``seed``; stratified by label when there are labels."""
+    if size > len(train):
+        raise LitexpError(f"train_size={size} is more than the {len(train)} training samples that validation "
+                          f"leaves; use train_size <= {len(train)} (or null for all)")
+    if size == len(train):
+        return train
+    stratify = labels[train] if labels is not None else None
+    if stratify is not None and size < len(np.unique(stratify)):
+        raise LitexpError(f"train_size={size} is smaller than the {len(np.unique(stratify))} classes: a stratified "
+                          f"subset needs one sample of each; use a larger train_size")
+    try:
+        subset, _ = train_test_split(train, train_size=size, stratify=stratify, random_state=seed)
+    except ValueError as error:  # a class too small to be drawn from in proportion
+        raise LitexpError(f"cannot draw a stratified train_size={size} subset: {error}; use a larger train_size") \
+            from error
+    return np.sort(subset)
+
+
 def split_fingerprint(*index_arrays: np.ndarray) -> str:
     """Short hash of the split's indices: two runs with the same fingerprint saw the same samples."""
     digest = hashlib.sha256()
@@ -121,9 +140,13 @@ class SplitOptions:
     num_folds: Optional[int] = None
     fold: int = 0
     seed: int = 0
+    train_size: Optional[int] = None  # train on a subset of this many of the samples validation leaves
 
     def __post_init__(self) -> None:
         check_split_settings(self.val_fraction, self.num_folds, self.fold)
+        if self.train_size is not None and self.train_size < 1:
+            raise LitexpError(f"train_size must be a positive number of samples (or null for all), "
+                              f"got {self.train_size}")
 
     @property
     def kind(self) -> str:
@@ -139,8 +162,12 @@ class IndexSplit:
 
     def split(self, num_items: int, labels: Optional[np.ndarray], options: SplitOptions) -> tuple[Part, Part]:
         if options.num_folds is None:
-            return holdout_split(labels, num_items, options.val_fraction, options.seed)
-        return kfold_split(labels, num_items, options.num_folds, options.fold, options.seed)
+            train, val = holdout_split(labels, num_items, options.val_fraction, options.seed)
+        else:
+            train, val = kfold_split(labels, num_items, options.num_folds, options.fold, options.seed)
+        if options.train_size is not None:
+            train = train_subset(train, labels, options.train_size, options.seed)
+        return train, val
 
     def whole(self, num_items: int) -> Part:
         return np.arange(num_items)
@@ -153,6 +180,9 @@ class BlockSplit:
     """One token sequence: (train ranges, val ranges) of contiguous blocks; labels and seed unused."""
 
     def split(self, num_items: int, labels: Optional[np.ndarray], options: SplitOptions) -> tuple[Part, Part]:
+        if options.train_size is not None:
+            raise LitexpError("train_size takes a subset of samples; a token corpus is split into blocks: "
+                              "give a shorter text or set trainer.limit_train_batches instead")
         return block_split(num_items, options.val_fraction, options.num_folds, options.fold)
 
     def whole(self, num_items: int) -> Part:

@@ -327,6 +327,8 @@ USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --h
   networks   list the registered networks
   tune       hyperparameter study: Optuna trials scored by K-fold cross-validation
   compare    variants of one experiment (--vary KEY=V1,V2 ... --seeds N) side by side: report and curves
+  lab        the chapters' experiments (optimizers, schedules, init, vanishing, overfitting, polynomial,
+             batchnorm) as one-command reports in experiments/reports/lab/ (litexp lab list)
   zoo        train the CNN zoo and write experiments/reports/zoo.md
   generate   generate text from a language-model checkpoint
   translate  translate sentences with a seq2seq checkpoint (beam search, attention heatmaps)
@@ -344,6 +346,7 @@ def list_networks_command(argv: list[str]) -> int:
 EXTRA_COMMANDS: dict[str, str] = {
     "tune": "experiments.tune",
     "compare": "experiments.compare",
+    "lab": "experiments.lab",
     "zoo": "experiments.zoo",
     "generate": "experiments.generate",
     "translate": "experiments.translate",

@@ -27,6 +27,7 @@ import math
 import re
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -141,15 +142,16 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
-def collect(study: Path, variants: list[dict[str, str]], seeds: int, metric: str) -> list[dict[str, Any]]:
+def collect(study: Path, variants: list[Variant], seeds: int, metric: str) -> list[dict[str, Any]]:
     rows = []
-    for assignment in variants:
-        runs = [study / slug(assignment) / f"seed{seed}" for seed in range(seeds)]
+    for variant in variants:
+        runs = [study / variant.name / f"seed{seed}" for seed in range(seeds)]
         summaries = [read_summary(run) for run in runs]
         finals = [(s.get("fit") or {}).get("metrics", {}).get(metric) for s in summaries]
         curves = [epoch_curves(run, metric) for run in runs]
         rows.append({
-            "variant": slug(assignment), "assignment": assignment,
+            "variant": variant.name, "label": variant.label or " ".join(variant.overrides),
+            "runs": [str(run) for run in runs],
             "statuses": [s.get("status", "missing") for s in summaries],
             "final": mean_std(finals),
             "train_loss": mean_std([(s.get("fit") or {}).get("metrics", {}).get("train/loss") for s in summaries]),
@@ -214,35 +216,127 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     plt.close(figure)
 
 
-def render(study: Path, name: str, rows: list[dict[str, Any]], metric: str, maximize: bool, seeds: int,
-           settings: dict[str, Any]) -> None:
+def table(comparison: Comparison) -> list[str]:
+    """The report's table: one row per variant."""
+    seeds = comparison.seeds
+
     def cell(pair: tuple[float, float], digits: int = 4) -> str:
         mean, std = pair
         if not math.isfinite(mean):
             return "-"
         return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{mean:.{digits}f}"
 
-    lines = [f"# Comparison: {name}", "",
-             f"Base: `{settings['config_path']}` {' '.join(settings['overrides'])}".rstrip(), "",
-             f"Varied: {', '.join(f'`{k}` = {v}' for k, v in settings['vary'].items())}; {seeds} seed(s) per "
-             f"variant ({'mean ± std over seeds' if seeds > 1 else 'one seed: no spread, so no tie can be called'})."
-             f" Compared: final `{metric}` ({'higher' if maximize else 'lower'} is better); a variant whose mean lies "
-             f"within the spread of the best one's is a tie.", "",
-             f"| variant | runs | final {metric} | train/loss | val/loss | time (s) | verdict |",
+    metric = comparison.metric
+    lines = [f"| variant | runs | final {metric} | train/loss | val/loss | time (s) | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in rows:
+    for row in comparison.rows:
         runs = ", ".join(sorted(set(row["statuses"])))
         lines.append(f"| {row['variant']} | {len(row['statuses'])} ({runs}) | {cell(row['final'])} | "
                      f"{cell(row['train_loss'])} | {cell(row['val_loss'])} | {cell(row['time_s'], 1)} | "
                      f"{row.get('verdict', '-')} |")
-    vary = " ".join(f"--vary {key}={','.join(values)}" for key, values in settings["vary"].items())
-    command = " ".join(["litexp compare --config", settings["config_path"], vary, f"--seeds {seeds}",
-                        f"--name {name}", *settings["overrides"]])
-    lines += ["", "![training loss and validation metric per epoch](curves.png)", "",
-              f"Runs: `{study}/<variant>/seed<k>/`; W&B group `{name}`. Regenerate: `{command}`", ""]
-    (study / "report.md").write_text("\n".join(lines))
-    results = [{key: value for key, value in row.items() if key != "curves"} for row in rows]
-    (study / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return lines
+
+
+def how_compared(comparison: Comparison) -> str:
+    seeds = comparison.seeds
+    spread = "mean ± std over seeds" if seeds > 1 else "one seed: no spread, so no tie can be called"
+    better = "higher" if comparison.maximize else "lower"
+    return (f"{seeds} seed(s) per variant ({spread}). Compared: final `{comparison.metric}` ({better} is better); "
+            f"a variant whose mean lies within the spread of the best one's is a tie.")
+
+
+def write_report(comparison: Comparison, out: Path, base: str, varied: str, command: str) -> None:
+    """``report.md``, ``curves.png`` and ``results.json`` of a comparison, in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot(comparison.rows, comparison.metric, out / "curves.png")
+    lines = [f"# Comparison: {comparison.name}", "", f"Base: {base}", "",
+             f"Varied: {varied}; {how_compared(comparison)}", "", *table(comparison), "",
+             "![training loss and validation metric per epoch](curves.png)", "",
+             f"Runs: `{comparison.study}/<variant>/seed<k>/`; W&B group `{comparison.name}`. Regenerate: `{command}`",
+             ""]
+    (out / "report.md").write_text("\n".join(lines))
+    write_results(comparison, out / "results.json")
+
+
+def write_results(comparison: Comparison, path: Path) -> None:
+    results = [{key: value for key, value in row.items() if key != "curves"} for row in comparison.rows]
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a comparison: its folder name and the ``litexp fit`` overrides that make it."""
+
+    name: str
+    overrides: tuple[str, ...]
+    label: str = ""  # how the report describes it (default: the overrides)
+
+
+def grid(varied: dict[str, list[str]]) -> list[Variant]:
+    """Every combination of the ``--vary`` values, in order."""
+    variants = []
+    for values in itertools.product(*varied.values()):
+        assignment = dict(zip(varied, values, strict=True))
+        variants.append(Variant(slug(assignment), tuple(f"--{key}={value}" for key, value in assignment.items()),
+                                ", ".join(f"{key}={value}" for key, value in assignment.items())))
+    return variants
+
+
+@dataclass
+class Comparison:
+    """The runs of a comparison and what was measured; ``run(variant, seed)`` is where a run lives."""
+
+    name: str
+    study: Path
+    variants: list[Variant]
+    seeds: int
+    metric: str
+    maximize: bool
+    rows: list[dict[str, Any]]
+
+    def run(self, variant: Variant, seed: int) -> Path:
+        return self.study / variant.name / f"seed{seed}"
+
+
+def run_comparison(config: Path, variants: list[Variant], seeds: int, name: str, root: Path,
+                   overrides: list[str], metric: Optional[str] = None, direction: Optional[str] = None) -> Comparison:
+    """Run (or reuse, or resume) every variant and seed; collect their results; raise on a failed run."""
+    check_plain_name("name", name)
+    names = [variant.name for variant in variants]
+    if len(set(names)) != len(names):
+        raise LitexpError(f"two variants share a name ({names}); give each its own")
+    study = root / f"compare-{name}"
+    base_overrides = [arg for arg in overrides if not arg.startswith(DISPLAY_OPTIONS)]
+    check_settings(study, {"config_path": str(config), "config": config.read_text(), "overrides": base_overrides,
+                           "variants": {variant.name: list(variant.overrides) for variant in variants},
+                           "seeds": seeds})
+    for variant in variants:
+        for seed in range(seeds):
+            run = study / variant.name / f"seed{seed}"
+            command = ["fit", "--config", str(config), *overrides, *variant.overrides,
+                       f"--seed_everything={seed}", "--run.root", str(study), "--run.name", variant.name,
+                       "--run.version", f"seed{seed}", "--wandb.group", name, "--wandb.name",
+                       f"{name}/{variant.name}/seed{seed}"]
+            code = run_variant(run, command)
+            if code != 0 and read_summary(run).get("status") == "diverged":
+                code = 0  # a variant whose loss blew up is a result: reported as diverged, the rest go on
+            if code != 0:
+                raise ComparisonStopped(f"stopped at {variant.name}/seed{seed} (exit {code}); rerun the same command "
+                                        f"to go on: completed runs are reused", code)
+            metric = metric or (read_summary(run).get("fit") or {}).get("monitor")
+    metric = metric or "val/loss"
+    maximize = direction == "maximize" if direction else metric.split("/")[-1].startswith(MAXIMIZED)
+    rows = collect(study, variants, seeds, metric)
+    verdicts(rows, maximize, seeds)
+    return Comparison(name, study, variants, seeds, metric, maximize, rows)
+
+
+class ComparisonStopped(Exception):
+    """A run of the comparison failed; ``code`` is its exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def main(argv: list[str]) -> int:
@@ -250,40 +344,21 @@ def main(argv: list[str]) -> int:
         args, overrides = parse_args(argv)
         varied = parse_vary(args.vary)
         name = args.name or "_".join(key.split(".")[-1] for key in varied)
-        check_plain_name("name", name)
-        study = args.root / f"compare-{name}"
-        base_overrides = [arg for arg in overrides if not arg.startswith(DISPLAY_OPTIONS)]
-        settings = {"config_path": str(args.config), "config": args.config.read_text(), "overrides": base_overrides,
-                    "vary": varied, "seeds": args.seeds}
-        check_settings(study, settings)
-        variants = [dict(zip(varied, values, strict=True)) for values in itertools.product(*varied.values())]
-        metric: Optional[str] = args.metric
-        for assignment in variants:
-            for seed in range(args.seeds):
-                variant = slug(assignment)
-                command = ["fit", "--config", str(args.config), *overrides,
-                           *(f"--{key}={value}" for key, value in assignment.items()),
-                           f"--seed_everything={seed}", "--run.root", str(study), "--run.name", variant,
-                           "--run.version", f"seed{seed}", "--wandb.group", name, "--wandb.name",
-                           f"{name}/{variant}/seed{seed}"]
-                code = run_variant(study / variant / f"seed{seed}", command)
-                if code != 0 and read_summary(study / variant / f"seed{seed}").get("status") == "diverged":
-                    code = 0  # a variant whose loss blew up is a result: reported as diverged, the rest go on
-                if code != 0:
-                    print(f"litexp compare: stopped at {variant}/seed{seed} (exit {code}); rerun the same command to "
-                          f"go on: completed runs are reused", file=sys.stderr)
-                    return code
-                metric = metric or (read_summary(study / variant / f"seed{seed}").get("fit") or {}).get("monitor")
-        metric = metric or "val/loss"
-        maximize = args.direction == "maximize" if args.direction else metric.split("/")[-1].startswith(MAXIMIZED)
-        rows = collect(study, variants, args.seeds, metric)
-        verdicts(rows, maximize, args.seeds)
-        plot(rows, metric, study / "curves.png")
-        render(study, name, rows, metric, maximize, args.seeds, settings)
+        comparison = run_comparison(args.config, grid(varied), args.seeds, name, args.root, overrides,
+                                    args.metric, args.direction)
+        vary = " ".join(f"--vary {key}={','.join(values)}" for key, values in varied.items())
+        base = [arg for arg in overrides if not arg.startswith(DISPLAY_OPTIONS)]
+        command = " ".join(["litexp compare --config", str(args.config), vary, f"--seeds {args.seeds}",
+                            f"--name {name}", *base])
+        write_report(comparison, comparison.study, base=f"`{args.config}` {' '.join(base)}".rstrip(),
+                     varied=", ".join(f"`{k}` = {v}" for k, v in varied.items()), command=command)
+    except ComparisonStopped as stop:
+        print(f"litexp compare: {stop}", file=sys.stderr)
+        return stop.code
     except LitexpError as error:
         print(f"litexp: error: {error}", file=sys.stderr)
         return 2
-    print(f"litexp compare: wrote {study / 'report.md'} and {study / 'curves.png'}")
+    print(f"litexp compare: wrote {comparison.study / 'report.md'} and {comparison.study / 'curves.png'}")
     return 0
 
 

@@ -1,14 +1,15 @@
 """Weight initialisation by name, as the book's chapters choose it.
 
 ``default`` keeps PyTorch's own initialisation; the others reset every Linear/Conv weight and zero
-the biases (normalisation layers keep weight 1, bias 0).
+the biases (normalisation layers keep weight 1, bias 0). ``zero`` sets the weights to zero as well:
+the book's example of a symmetry that training cannot break.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-INIT_SCHEMES = ("default", "normal", "xavier", "he")
+INIT_SCHEMES = ("default", "zero", "normal", "xavier", "he")
 
 
 def init_weights(network: nn.Module, scheme: str = "default", std: float = 0.01) -> None:
@@ -19,7 +20,9 @@ def init_weights(network: nn.Module, scheme: str = "default", std: float = 0.01)
     for module in network.modules():
         if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             continue
-        if scheme == "normal":
+        if scheme == "zero":
+            nn.init.zeros_(module.weight)
+        elif scheme == "normal":
             nn.init.normal_(module.weight, mean=0.0, std=std)
         elif scheme == "xavier":
             nn.init.xavier_uniform_(module.weight)

@@ -1,4 +1,5 @@
-"""LeNet-5: the book's version (sigmoid, average pooling) and a modern one (BN, ReLU, max pooling).
+"""LeNet-5: the book's version (sigmoid, average pooling), the book's batch-norm version (the same with
+batch norm before every sigmoid, d2l 8.5) and a modern one (BN, ReLU, max pooling).
 
 Architecture as data: two conv stages (channels, kernel), then dense layers (120, 84).
 """
@@ -18,26 +19,27 @@ DENSE_SIZES = (120, 84)
 
 
 class LeNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, modern: bool) -> None:
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, modern: bool,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         act = "relu" if modern else "sigmoid"
+        batch_norm = batch_norm or modern
         stages: list[nn.Module] = []
         channels = in_channels
         for index, (out_channels, kernel) in enumerate(CONV_STAGES):
             padding = 2 if index == 0 else 0  # the book pads the first conv: 28x28 stays 28x28
-            if modern:
+            if batch_norm:
                 stages.append(conv_bn_act(channels, out_channels, kernel, padding=padding, act=act))
-                stages.append(nn.MaxPool2d(2))
             else:
                 stages += [nn.Conv2d(channels, out_channels, kernel, padding=padding), activation(act)]
-                stages.append(nn.AvgPool2d(2))
+            stages.append(nn.MaxPool2d(2) if modern else nn.AvgPool2d(2))
             channels = out_channels
         self.features = nn.Sequential(*stages)
         width = output_features(self.features, (in_channels, image_size, image_size))  # 16*5*5 at 28 px
         dense: list[nn.Module] = [nn.Flatten()]
         for size in DENSE_SIZES:
             dense.append(nn.Linear(width, size))
-            if modern:
+            if batch_norm:
                 dense.append(nn.BatchNorm1d(size))
             dense.append(activation(act))
             width = size
@@ -53,8 +55,9 @@ class LeNet(nn.Module):
 
 @register_network("lenet")
 def lenet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
-          variant: Literal["book", "modern"] = "book") -> LeNet:
-    """LeNet-5 as the book builds it; ``variant="modern"`` adds batch norm, ReLU and max pooling."""
-    if variant not in ("book", "modern"):
-        raise ValueError(f"unknown LeNet variant {variant!r}; choose 'book' or 'modern'")
-    return LeNet(in_channels, num_classes, image_size, modern=variant == "modern")
+          variant: Literal["book", "batch_norm", "modern"] = "book") -> LeNet:
+    """LeNet-5 as the book builds it; ``variant="batch_norm"`` adds batch norm before every sigmoid (the
+    book's BN-LeNet); ``variant="modern"`` has batch norm, ReLU and max pooling."""
+    if variant not in ("book", "batch_norm", "modern"):
+        raise ValueError(f"unknown LeNet variant {variant!r}; choose 'book', 'batch_norm' or 'modern'")
+    return LeNet(in_channels, num_classes, image_size, modern=variant == "modern", batch_norm=variant == "batch_norm")

@@ -26,6 +26,7 @@ OPTIMIZERS: dict[str, Callable[[list[dict], float, float], Optimizer]] = {
     "nesterov": lambda groups, lr, momentum: torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True),
     "adagrad": lambda groups, lr, momentum: torch.optim.Adagrad(groups, lr=lr),
     "rmsprop": lambda groups, lr, momentum: torch.optim.RMSprop(groups, lr=lr, momentum=0.0),
+    "adadelta": lambda groups, lr, momentum: torch.optim.Adadelta(groups, lr=lr),  # the book's lr is 1.0
     "adam": lambda groups, lr, momentum: torch.optim.Adam(groups, lr=lr),
     "adamw": lambda groups, lr, momentum: torch.optim.AdamW(groups, lr=lr),
 }

@@ -23,12 +23,12 @@ import torch
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
-from lit_models.init import init_weights
+from lit_models.init import INIT_SCHEMES, init_weights
 from lit_models.optim import OptimizerName, Schedule, SchedulerName, build_optimizer, build_scheduler, parameter_groups
 from lit_models.registry import build_network
 from litexp.errors import LitexpError
 
-InitName = Literal["default", "normal", "xavier", "he"]
+InitName = Literal[INIT_SCHEMES]  # type: ignore[valid-type]
 STAGES = ("train", "val", "test")
 
 

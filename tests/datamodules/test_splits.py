@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.splits import holdout_split, kfold_split, split_fingerprint
+from datamodules.splits import BlockSplit, IndexSplit, SplitOptions, holdout_split, kfold_split, split_fingerprint
 from litexp.errors import LitexpError
 
 LABELS = np.repeat(np.arange(5), [40, 30, 20, 20, 10])  # imbalanced classes, 120 samples
@@ -65,3 +65,25 @@ def test_unlabelled_kfold_for_regression():
 def test_impossible_fold_settings_are_rejected(num_folds, fold, message):
     with pytest.raises(LitexpError, match=message):
         kfold_split(LABELS, len(LABELS), num_folds, fold, seed=0)
+
+
+def test_train_size_takes_a_stratified_subset_and_leaves_validation_whole():
+    labels = np.repeat(np.arange(10), 100)
+    full_train, full_val = IndexSplit().split(1000, labels, SplitOptions(val_fraction=0.1, seed=3))
+    train, val = IndexSplit().split(1000, labels, SplitOptions(val_fraction=0.1, seed=3, train_size=50))
+    assert np.array_equal(val, full_val) and len(train) == 50 and set(train) <= set(full_train)
+    assert np.array_equal(np.bincount(labels[train]), [5] * 10)  # every class in proportion
+    again, _ = IndexSplit().split(1000, labels, SplitOptions(val_fraction=0.1, seed=3, train_size=50))
+    assert np.array_equal(train, again)
+    folds, _ = IndexSplit().split(1000, labels, SplitOptions(num_folds=5, fold=1, train_size=100))
+    assert len(folds) == 100
+
+
+@pytest.mark.parametrize("size, message", [(901, "more than the 900 training samples"),
+                                           (5, "smaller than the 10 classes")])
+def test_impossible_train_sizes_are_one_line(size, message):
+    labels = np.repeat(np.arange(10), 100)
+    with pytest.raises(LitexpError, match=message):
+        IndexSplit().split(1000, labels, SplitOptions(val_fraction=0.1, train_size=size))
+    with pytest.raises(LitexpError, match="a token corpus is split into blocks"):
+        BlockSplit().split(1000, None, SplitOptions(train_size=10))

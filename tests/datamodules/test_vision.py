@@ -166,3 +166,15 @@ def test_batches_are_scaled_resized_and_normalized_on_the_device(fake_data_dir):
 def test_bad_split_settings_are_user_errors(fake_data_dir, kwargs, message):
     with pytest.raises(LitexpError, match=message):
         MNIST(**kwargs).setup("fit")
+
+
+def test_train_size_trains_on_a_subset_and_says_so(fake_data_dir):
+    data = FashionMNIST(val_fraction=0.2, train_size=40)
+    data.setup("fit")
+    full = FashionMNIST(val_fraction=0.2)
+    full.setup("fit")
+    assert len(data.train_indices) == 40 and set(data.train_indices) <= set(full.train_indices)
+    assert list(data.val_indices) == list(full.val_indices)
+    facts = data.summary()
+    assert facts["train_size"] == 40 and facts["train_subset"] == 40
+    assert facts["split_fingerprint"] != full.summary()["split_fingerprint"]

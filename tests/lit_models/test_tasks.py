@@ -69,3 +69,24 @@ def test_metrics_are_logged_once_per_epoch_under_their_names(tmp_path):
     last_val_acc = [row["val/acc"] for row in rows if row["val/acc"]][-1]
     assert float(last_val_acc) == pytest.approx(accuracy)
     assert trainer.callback_metrics["val/acc"].item() == pytest.approx(accuracy)
+
+
+def test_zero_init_and_adadelta_are_chosen_by_name():
+    model = ClassificationTask(network="mlp", network_args={"hidden_sizes": [8]}, input_shape=(1, 4, 4),
+                               num_classes=3, init="zero", optimizer="adadelta", lr=1.0)
+    weights = [module.weight for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    assert all(torch.all(weight == 0) for weight in weights)
+    assert isinstance(model.configure_optimizers(), torch.optim.Adadelta)
+
+
+def test_batch_norm_sits_between_affine_map_and_activation():
+    mlp = ClassificationTask(network="mlp", network_args={"hidden_sizes": [8, 8], "batch_norm": True,
+                                                          "activation": "sigmoid"}, input_shape=(1, 4, 4),
+                             num_classes=3).network
+    kinds = [type(module).__name__ for module in mlp.layers]
+    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "Sigmoid", "Linear", "BatchNorm1d", "Sigmoid", "Linear"]
+    lenet = ClassificationTask(network="lenet", network_args={"variant": "batch_norm"}, input_shape=(1, 28, 28),
+                               num_classes=10).network
+    names = {type(module).__name__ for module in lenet.modules()}
+    assert {"BatchNorm2d", "BatchNorm1d", "Sigmoid", "AvgPool2d"} <= names and "ReLU" not in names
+    assert lenet(torch.randn(2, 1, 28, 28)).shape == (2, 10)
