@@ -9,7 +9,10 @@ and validates on block ``fold``. The test part is the corpus' own test file, or 
 Batches are windows of ``num_steps + 1`` tokens cut from the token stream on the fly (inputs are
 the first ``num_steps``, targets the last ``num_steps``): ``random`` sampling shuffles the windows,
 ``sequential`` partitioning lays each batch row right after the same row of the previous batch, so
-a model may carry its hidden state across batches (``carry_state``).
+a model may carry its hidden state across batches (``carry_state``). In both, as in the book, the
+windows start at a random offset drawn anew every epoch, so an epoch's windows differ from the last
+one's; the offset and the order depend only on (run seed, epoch), so a fit resumed mid-epoch from a
+checkpoint goes on with the very batches it would have seen.
 """
 
 from __future__ import annotations
