@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from experiments import lab
+from experiments import lab, lab_figures
 from experiments.cli import main
 from lit_models import ClassificationTask
 
@@ -66,26 +66,26 @@ def test_vanishing_recipe_measures_gradients_per_layer(tmp_path, fake_data_dir):
 
 def test_activation_probe_shows_the_books_distributions():
     inputs = torch.randn(500, 1, 28, 28)
-    zero = lab.activation_outputs(deep_mlp("sigmoid", "zero"), inputs)
+    zero = lab_figures.activation_outputs(deep_mlp("sigmoid", "zero"), inputs)
     assert len(zero) == 5 and all(torch.all(values == 0.5) for values in zero)  # zero weights: every unit alike
-    big = lab.activation_outputs(deep_mlp("sigmoid", "normal", std=1.0), inputs)[-1]
+    big = lab_figures.activation_outputs(deep_mlp("sigmoid", "normal", std=1.0), inputs)[-1]
     saturated = float(((big < 0.02) | (big > 0.98)).float().mean())
-    xavier = lab.activation_outputs(deep_mlp("sigmoid", "xavier"), inputs)[-1]
+    xavier = lab_figures.activation_outputs(deep_mlp("sigmoid", "xavier"), inputs)[-1]
     assert saturated > 0.3 and float(((xavier < 0.02) | (xavier > 0.98)).float().mean()) < 0.01
-    small = lab.activation_outputs(deep_mlp("relu", "normal", std=0.01), inputs)[-1]
-    he = lab.activation_outputs(deep_mlp("relu", "he"), inputs)[-1]
+    small = lab_figures.activation_outputs(deep_mlp("relu", "normal", std=0.01), inputs)[-1]
+    he = lab_figures.activation_outputs(deep_mlp("relu", "he"), inputs)[-1]
     assert small.std() < 1e-3 < he.std()  # N(0, 0.01) lets ReLU activations die out layer by layer; He keeps them
 
 
 def test_learning_rates_follow_each_schedule():
     base = {"lr": 0.3, "step_size": 4, "gamma": 0.1}
-    constant = lab.lr_per_step({**base, "scheduler": None}, epochs=10, steps=100)
+    constant = lab_figures.lr_per_step({**base, "scheduler": None}, epochs=10, steps=100)
     assert constant == [0.3] * 100
-    step = lab.lr_per_step({**base, "scheduler": "step"}, epochs=10, steps=100)
+    step = lab_figures.lr_per_step({**base, "scheduler": "step"}, epochs=10, steps=100)
     assert step[39] == pytest.approx(0.3) and step[40] == pytest.approx(0.03) and step[80] == pytest.approx(0.003)
-    cosine = lab.lr_per_step({**base, "scheduler": "cosine"}, epochs=10, steps=100)
+    cosine = lab_figures.lr_per_step({**base, "scheduler": "cosine"}, epochs=10, steps=100)
     assert cosine[0] == pytest.approx(0.3) and cosine[50] == pytest.approx(0.15) and cosine[-1] < 0.01
-    cycle = lab.lr_per_step({**base, "scheduler": "one_cycle"}, epochs=10, steps=100)
+    cycle = lab_figures.lr_per_step({**base, "scheduler": "one_cycle"}, epochs=10, steps=100)
     assert max(cycle) == pytest.approx(0.3, rel=1e-3) and cycle[0] < 0.02 and cycle[-1] < 1e-4
     assert 20 <= cycle.index(max(cycle)) <= 40  # the rise takes the first 30 % of the steps
 
