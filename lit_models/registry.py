@@ -14,7 +14,7 @@ from torch import nn
 
 from litexp.errors import LitexpError
 
-KINDS = ("image_classifier", "regressor", "language_model", "word_embedding", "seq2seq")
+KINDS = ("image_classifier", "regressor", "language_model", "word_embedding", "seq2seq", "detector", "segmenter")
 
 
 @dataclass(frozen=True)
