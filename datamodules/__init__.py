@@ -1,6 +1,7 @@
 """DataModules: each data family in one file; every DataModule owns its splits."""
 
 from datamodules.base import DataModule
+from datamodules.detection import ComposedDetection, ComposedSegmentation
 from datamodules.skipgram import SkipGramCorpus
 from datamodules.synthetic import PolynomialRegression, SyntheticRegression
 from datamodules.tabular import TabularCSV
@@ -8,5 +9,6 @@ from datamodules.text import TextCorpus
 from datamodules.translation import ParallelCorpus
 from datamodules.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataModule
 
-__all__ = ["CIFAR10", "CIFAR100", "DataModule", "FashionMNIST", "MNIST", "ParallelCorpus", "SkipGramCorpus",
+__all__ = ["CIFAR10", "CIFAR100", "ComposedDetection", "ComposedSegmentation", "DataModule", "FashionMNIST", "MNIST",
+           "ParallelCorpus", "SkipGramCorpus",
            "PolynomialRegression", "SyntheticRegression", "TabularCSV", "TextCorpus", "VisionDataModule"]

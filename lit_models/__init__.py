@@ -3,6 +3,7 @@
 from lit_models import (  # noqa: F401  (registration side effects)
     alexnet,
     densenet,
+    detection,
     googlenet,
     lenet,
     linear,
@@ -11,21 +12,32 @@ from lit_models import (  # noqa: F401  (registration side effects)
     nin,
     resnet,
     rnn,
+    segmentation,
     seq2seq,
     transformer,
     vgg,
     word2vec,
 )
 from lit_models.registry import build_network, list_networks, register_network
-from lit_models.tasks import ClassificationTask, LanguageModelTask, RegressionTask, Seq2SeqTask, Task
+from lit_models.tasks import (
+    ClassificationTask,
+    DetectionTask,
+    LanguageModelTask,
+    RegressionTask,
+    SegmentationTask,
+    Seq2SeqTask,
+    Task,
+)
 from lit_models.word2vec import Word2VecTask
 from litexp.errors import LitexpError
 
 __all__ = [
     "ClassificationTask",
+    "DetectionTask",
     "LanguageModelTask",
     "LitexpError",
     "RegressionTask",
+    "SegmentationTask",
     "Seq2SeqTask",
     "Task",
     "Word2VecTask",

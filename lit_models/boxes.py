@@ -41,39 +41,49 @@ def multibox_prior(height: int, width: int, sizes: Sequence[float], ratios: Sequ
 
 
 def assign_anchors(ground_truth: torch.Tensor, anchors: torch.Tensor, iou_threshold: float = 0.5) -> torch.Tensor:
-    """Index of the ground-truth box each anchor is assigned to, ``-1`` for none: ``(A,)``.
+    """Index of the ground-truth box (``(G, 4)``) each anchor is assigned to, ``-1`` for none: ``(A,)``."""
+    valid = torch.ones(1, ground_truth.shape[0], dtype=torch.bool, device=anchors.device)
+    return assign_anchors_batch(ground_truth.unsqueeze(0), valid, anchors, iou_threshold)[0]
+
+
+def assign_anchors_batch(boxes: torch.Tensor, valid: torch.Tensor, anchors: torch.Tensor,
+                         iou_threshold: float = 0.5) -> torch.Tensor:
+    """Assignment for a batch: ``boxes (B, M, 4)``, ``valid (B, M)`` (False on padding) -> ``(B, A)``, -1 for none.
 
     The book's rule: repeatedly take the largest IoU left in the (anchors x boxes) matrix and assign
     that pair, discarding its row and column, so every box gets its best anchor; every other anchor
-    takes its best box when their IoU is at least ``iou_threshold``.
+    takes its best box when their IoU is at least ``iou_threshold``. The greedy steps run for all
+    images at once (at most M steps).
     """
-    num_anchors, num_boxes = anchors.shape[0], ground_truth.shape[0]
-    assigned = torch.full((num_anchors,), -1, dtype=torch.long, device=anchors.device)
+    batch, num_boxes = boxes.shape[:2]
+    num_anchors = anchors.shape[0]
     if num_boxes == 0:
-        return assigned
-    iou = box_iou(anchors, ground_truth)  # (A, G)
-    best_iou, best_box = iou.max(dim=1)
-    keep = best_iou >= iou_threshold
-    assigned[keep] = best_box[keep]
+        return torch.full((batch, num_anchors), -1, dtype=torch.long, device=anchors.device)
+    iou = box_iou(anchors, boxes.reshape(-1, 4)).reshape(num_anchors, batch, num_boxes).transpose(0, 1)
+    iou = iou.masked_fill(~valid[:, None, :], -1.0)  # (B, A, M); padding never matches
+    best_iou, best_box = iou.max(dim=2)  # (B, A)
+    assigned = torch.where(best_iou >= iou_threshold, best_box, torch.full_like(best_box, -1))
     remaining = iou.clone()
+    images = torch.arange(batch, device=anchors.device)
     for _ in range(min(num_anchors, num_boxes)):
-        flat = int(torch.argmax(remaining))
-        anchor, box = divmod(flat, num_boxes)
-        if remaining[anchor, box] < 0:
-            break  # every box already has its anchor
-        assigned[anchor] = box
-        remaining[:, box] = -1
-        remaining[anchor, :] = -1
+        value, flat = remaining.flatten(1).max(dim=1)  # (B,) the largest IoU left in each image
+        found = value >= 0  # images whose boxes all have their anchor are done
+        if not bool(found.any()):
+            break
+        image, anchor, box = images[found], flat[found] // num_boxes, flat[found] % num_boxes
+        assigned[image, anchor] = box
+        remaining[image, :, box] = -1.0
+        remaining[image, anchor, :] = -1.0
     return assigned
 
 
 def offset_boxes(anchors: torch.Tensor, boxes: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Offsets of ``boxes`` from ``anchors`` (both ``(A, 4)`` corners), the book's scaled form: ``(A, 4)``."""
+    """Offsets of ``boxes`` from ``anchors`` (both ``(..., 4)`` corners), the book's scaled form: ``(..., 4)``."""
     anchor_c = box_convert(anchors, "xyxy", "cxcywh")
     box_c = box_convert(boxes, "xyxy", "cxcywh")
-    xy = CENTER_SCALE * (box_c[:, :2] - anchor_c[:, :2]) / anchor_c[:, 2:]
-    wh = SIZE_SCALE * torch.log(eps + box_c[:, 2:] / anchor_c[:, 2:])
-    return torch.cat([xy, wh], dim=1)
+    xy = CENTER_SCALE * (box_c[..., :2] - anchor_c[..., :2]) / anchor_c[..., 2:]
+    wh = SIZE_SCALE * torch.log(eps + box_c[..., 2:] / anchor_c[..., 2:])
+    return torch.cat([xy, wh], dim=-1)
 
 
 def offset_inverse(anchors: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -95,20 +105,14 @@ def multibox_target(anchors: torch.Tensor, targets: torch.Tensor,
         offsets ``(B, A * 4)``, their mask ``(B, A * 4)`` (1 on anchors assigned to a box), and anchor
         classes ``(B, A)`` int64 with 0 for background and ``class + 1`` for an assigned anchor.
     """
-    offsets, masks, classes = [], [], []
-    for rows in targets:  # images differ in their number of boxes: one at a time
-        rows = rows[rows[:, 0] >= 0]
-        assigned = assign_anchors(rows[:, 1:], anchors, iou_threshold)
-        positive = assigned >= 0
-        mask = positive.float().unsqueeze(1).repeat(1, 4)  # (A, 4)
-        anchor_class = torch.zeros(anchors.shape[0], dtype=torch.long, device=anchors.device)
-        boxes = torch.zeros_like(anchors)
-        anchor_class[positive] = rows[assigned[positive], 0].long() + 1
-        boxes[positive] = rows[assigned[positive], 1:]
-        offsets.append((offset_boxes(anchors, boxes) * mask).reshape(-1))
-        masks.append(mask.reshape(-1))
-        classes.append(anchor_class)
-    return torch.stack(offsets), torch.stack(masks), torch.stack(classes)
+    batch = targets.shape[0]
+    assigned = assign_anchors_batch(targets[..., 1:], targets[..., 0] >= 0, anchors, iou_threshold)  # (B, A)
+    positive = assigned >= 0
+    rows = targets.gather(1, assigned.clamp(min=0).unsqueeze(-1).expand(-1, -1, 5))  # (B, A, 5)
+    classes = torch.where(positive, rows[..., 0].long() + 1, torch.zeros_like(assigned))
+    mask = positive.unsqueeze(-1).expand(-1, -1, 4).to(anchors.dtype)  # (B, A, 4)
+    offsets = offset_boxes(anchors.expand(batch, -1, -1), rows[..., 1:].where(positive.unsqueeze(-1), anchors))
+    return (offsets * mask).reshape(batch, -1), mask.reshape(batch, -1), classes
 
 
 def multibox_detection(class_probs: torch.Tensor, offsets: torch.Tensor, anchors: torch.Tensor,
