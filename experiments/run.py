@@ -374,6 +374,11 @@ class PredictionCSV(BasePredictionWriter):
             writer.writerow(columns)
             for row in zip(*columns.values(), strict=False):
                 writer.writerow(f"{value:.6g}" if isinstance(value, float) else value for value in row)
+        examples = getattr(pl_module, "prediction_examples", None)
+        if examples and trainer.is_global_zero:  # detection and segmentation: pictures of the first images
+            from experiments.pictures import write_pictures
+
+            write_pictures(examples, self.run_dir / "pictures.png", getattr(trainer.datamodule, "class_names", ()))
 
 
 def _concat(parts: list) -> list:

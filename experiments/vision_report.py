@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,19 +51,19 @@ def fit_command(entry: Entry, root: Path) -> list[str]:
             "--wandb.mode", "disabled", "--trainer.enable_progress_bar", "false"]
 
 
-def run_entry(entry: Entry, root: Path) -> None:
+def run_entry(entry: Entry, root: Path, fit: bool = True) -> None:
+    """Fit and test (unless ``fit`` is False: the run is there already), then predict with pictures."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     litexp = [sys.executable, "-m", "experiments"]
     command = fit_command(entry, root)
-    started = time.perf_counter()
-    subprocess.run([*litexp, *command[1:]], check=True, env=environment, cwd=REPOSITORY)
+    if fit:
+        subprocess.run([*litexp, *command[1:]], check=True, env=environment, cwd=REPOSITORY)
     run_dir = root / entry.name / "report"
-    predict = ["predict", "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"), "--run.name", entry.name,
-               "--run.version", "report-predict", "--run.root", str(root), "--run.overwrite", "true",
-               "--trainer.enable_progress_bar", "false"]
+    predict = ["predict", "--ckpt_path", str(run_dir), "--run.name", entry.name, "--run.version", "report-predict",
+               "--run.root", str(root), "--run.overwrite", "true", "--trainer.enable_progress_bar", "false"]
     subprocess.run([*litexp, *predict], check=True, env=environment, cwd=REPOSITORY)
-    record = {"command": "OMP_NUM_THREADS=1 " + " ".join(command), "total_s": time.perf_counter() - started}
-    (run_dir / "report.json").write_text(json.dumps(record, indent=2) + "\n")
+    relative = [str(part).replace(str(root), "runs/vision-report") for part in command]
+    (run_dir / "report.json").write_text(json.dumps({"command": "OMP_NUM_THREADS=1 " + " ".join(relative)}) + "\n")
     picture = root / entry.name / "report-predict" / "pictures.png"
     if picture.exists():
         (REPORT_DIR / "vision").mkdir(parents=True, exist_ok=True)
@@ -113,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=[entry.name for entry in ENTRIES],
                         help="train only this entry (repeatable); the table lists every entry")
     parser.add_argument("--render-only", action="store_true", help="write the table from the existing runs")
+    parser.add_argument("--predict-only", action="store_true",
+                        help="skip the fits: predict (pictures) with the runs already there, then write the table")
     parser.add_argument("--root", default="runs/vision-report", help="where the runs go")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     if not args.render_only:
         for entry in ENTRIES:
             if args.only is None or entry.name in args.only:
-                run_entry(entry, root)
+                run_entry(entry, root, fit=not args.predict_only)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / "vision.md").write_text(render(root))
     print(f"wrote {REPORT_DIR / 'vision.md'}")
