@@ -1,6 +1,7 @@
 """DataModules: each data family in one file; every DataModule owns its splits."""
 
 from datamodules.base import DataModule
+from datamodules.cooccurrence import CooccurrenceCorpus
 from datamodules.detection import ComposedDetection, ComposedSegmentation
 from datamodules.skipgram import SkipGramCorpus
 from datamodules.synthetic import PolynomialRegression, SyntheticRegression
@@ -10,5 +11,5 @@ from datamodules.translation import ParallelCorpus
 from datamodules.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataModule
 
 __all__ = ["CIFAR10", "CIFAR100", "ComposedDetection", "ComposedSegmentation", "DataModule", "FashionMNIST", "MNIST",
-           "ParallelCorpus", "SkipGramCorpus",
+           "CooccurrenceCorpus", "ParallelCorpus", "SkipGramCorpus",
            "PolynomialRegression", "SyntheticRegression", "TabularCSV", "TextCorpus", "VisionDataModule"]

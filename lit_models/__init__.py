@@ -4,6 +4,7 @@ from lit_models import (  # noqa: F401  (registration side effects)
     alexnet,
     densenet,
     detection,
+    glove,
     googlenet,
     lenet,
     linear,
@@ -18,6 +19,7 @@ from lit_models import (  # noqa: F401  (registration side effects)
     vgg,
     word2vec,
 )
+from lit_models.glove import GloVeTask
 from lit_models.registry import build_network, list_networks, register_network
 from lit_models.tasks import (
     ClassificationTask,
@@ -33,6 +35,7 @@ from litexp.errors import LitexpError
 
 __all__ = [
     "ClassificationTask",
+    "GloVeTask",
     "DetectionTask",
     "LanguageModelTask",
     "LitexpError",

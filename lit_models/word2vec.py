@@ -116,3 +116,21 @@ def nearest_words(tokens: list[str], vectors: torch.Tensor, word: str, k: int = 
             similarity[tokens.index(unused)] = -float("inf")
     values, indices = similarity.topk(min(k, len(tokens) - 1))
     return [(tokens[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+
+
+def analogy(tokens: list[str], vectors: torch.Tensor, a: str, b: str, c: str, k: int = 10) -> list[tuple[str, float]]:
+    """a : b = c : ?, the ``k`` words nearest (by cosine) to unit(b) - unit(a) + unit(c), none of a, b, c."""
+    missing = [word for word in (a, b, c) if word not in tokens]
+    if missing:
+        raise LitexpError(f"{', '.join(map(repr, missing))} not in the vocabulary ({len(tokens)} words); "
+                          f"try other words")
+    unit = F.normalize(vectors.float(), dim=1)
+    index = {word: tokens.index(word) for word in (a, b, c)}
+    query = F.normalize(unit[index[b]] - unit[index[a]] + unit[index[c]], dim=0)
+    similarity = unit @ query  # (V,)
+    for word in (a, b, c, "<pad>", "<bos>", "<eos>", "<unk>"):
+        if word in tokens:
+            similarity[tokens.index(word)] = -float("inf")
+    values, indices = similarity.topk(min(k, len(tokens) - 3))
+    return [(tokens[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            if v > -float("inf")]

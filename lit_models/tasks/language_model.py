@@ -12,22 +12,26 @@ from torchmetrics.text import Perplexity
 
 from lit_models.tasks.base import Task
 from lit_models.tasks.keeps_vocab import KeepsVocab
+from lit_models.tasks.pretrained_embedding import PretrainedEmbedding
 from litexp.errors import LitexpError
 
 
-class LanguageModelTask(KeepsVocab, Task):
+class LanguageModelTask(PretrainedEmbedding, KeepsVocab, Task):
     """Next-token prediction; ``ppl`` = exp(mean token negative log-likelihood).
 
     With ``carry_state`` (sequential sampling) the hidden state of one training batch starts the
     next one, detached so that backpropagation stops at the batch border; it is reset every epoch.
     At fit start an n-gram model (``ngram_order``, 0 = off) is counted on the same training blocks
     and scored on the validation blocks: ``summary.json`` reports it next to ``val/ppl``.
+    The token embedding (``network_args.embedding_dim``) may start from pretrained vectors
+    (``pretrained_embeddings``), stay frozen, or train at ``lr * embedding_lr_multiplier``.
     """
 
     kind = "language_model"
     monitor = "val/ppl"
     monitor_mode = "min"
     data_attributes = ("vocab_size",)
+    embedding_names = ("encoder.input.embedding",)
 
     def __init__(
         self,
@@ -36,8 +40,23 @@ class LanguageModelTask(KeepsVocab, Task):
         vocab_size: PositiveInt = 32,
         carry_state: bool = False,
         ngram_order: int = 3,
+        pretrained_embeddings: Optional[str] = None,
+        freeze_embeddings: bool = False,
+        embedding_lr_multiplier: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        """
+        Args:
+            network: a registered language model (rnn_lm, gru_lm, lstm_lm).
+            network_args: its arguments (hidden_size, num_layers, dropout, embedding_dim, ...).
+            vocab_size: linked from the data.
+            carry_state: carry the hidden state between training batches (linked from sequential sampling).
+            ngram_order: the n-gram baseline counted at fit start (0: none).
+            pretrained_embeddings: a text vector file (a word and its numbers per line, optional ``count dim``
+                header) loaded into the token embedding at fit start, in the vocabulary's order.
+            freeze_embeddings: keep the token embedding fixed.
+            embedding_lr_multiplier: the token embedding trains at ``lr`` times this (0 freezes it).
+        """
         if ngram_order not in (0, 1, 2, 3):
             raise LitexpError(f"ngram_order must be 0 (off), 1, 2 or 3, got {ngram_order}")
         super().__init__(network, network_args, **kwargs)
@@ -46,6 +65,7 @@ class LanguageModelTask(KeepsVocab, Task):
         self.ngram_order = ngram_order
         self._state = None  # hidden state carried between training batches (sequential sampling)
         self.baseline: dict[str, Any] = {}
+        self.configure_embedding(pretrained_embeddings, freeze_embeddings, embedding_lr_multiplier)
 
     def network_inputs(self) -> dict[str, Any]:
         return {"vocab_size": self.hparams.vocab_size}

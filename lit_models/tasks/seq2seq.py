@@ -13,9 +13,10 @@ from lit_models import decoding
 from lit_models.decoding import EOS, UNK, decode, masked_cross_entropy, teacher_forcing_inputs
 from lit_models.tasks.base import Task
 from lit_models.tasks.keeps_vocab import KeepsVocab, vocab_tokens
+from lit_models.tasks.pretrained_embedding import PretrainedEmbedding
 
 
-class Seq2SeqTask(KeepsVocab, Task):
+class Seq2SeqTask(PretrainedEmbedding, KeepsVocab, Task):
     """Translation; logs ``<stage>/loss`` and, at validation and test, ``<stage>/bleu``.
 
     A batch is ``(src, src_len, tgt, tgt_len)``: token ids padded to ``num_steps`` and their valid
@@ -31,6 +32,7 @@ class Seq2SeqTask(KeepsVocab, Task):
     monitor = "val/bleu"
     monitor_mode = "max"
     data_attributes = ("src_vocab_size", "tgt_vocab_size", "max_len")
+    embedding_names = ("encoder.embedding", "src_embedding")  # the source embedding of the encoder
 
     def __init__(
         self,
@@ -43,6 +45,9 @@ class Seq2SeqTask(KeepsVocab, Task):
         length_penalty: NonNegativeFloat = 0.75,
         bleu_n_gram: PositiveInt = 2,
         bleu_weights: Literal["book", "uniform"] = "book",
+        pretrained_embeddings: Optional[str] = None,
+        freeze_embeddings: bool = False,
+        embedding_lr_multiplier: float = 1.0,
         **kwargs: Any,
     ) -> None:
         """
@@ -57,14 +62,21 @@ class Seq2SeqTask(KeepsVocab, Task):
             length_penalty: beam search ranks finished sentences by log P / length ** length_penalty.
             bleu_n_gram: longest n-gram BLEU counts (the book uses 2).
             bleu_weights: ``book`` (p_n weighted 1/2^n) or ``uniform`` (1/N, standard BLEU).
+            pretrained_embeddings: a text vector file loaded into the encoder's source embedding at fit start.
+            freeze_embeddings: keep the encoder's source embedding fixed.
+            embedding_lr_multiplier: the source embedding trains at ``lr`` times this (0 freezes it).
         """
         super().__init__(network, network_args, **kwargs)
         self.max_len = int(max_len)
         self.beam_size = int(beam_size)
         self.length_penalty = float(length_penalty)
+        self.configure_embedding(pretrained_embeddings, freeze_embeddings, embedding_lr_multiplier)
 
     def network_inputs(self) -> dict[str, Any]:
         return {"src_vocab_size": self.hparams.src_vocab_size, "tgt_vocab_size": self.hparams.tgt_vocab_size}
+
+    def embedding_vocab(self, vocab: dict[str, Any]) -> list[str]:
+        return vocab["source"]["tokens"]
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
         if stage == "train":  # training decodes nothing
