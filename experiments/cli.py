@@ -330,6 +330,8 @@ USAGE = """usage: litexp COMMAND [options]   (litexp fit --help, litexp tune --h
   lab        the chapters' experiments (optimizers, schedules, init, vanishing, overfitting, polynomial,
              batchnorm) as one-command reports in experiments/reports/lab/ (litexp lab list)
   zoo        train the CNN zoo and write experiments/reports/zoo.md
+  lm-report  RNN/GRU/LSTM language models on real English text next to n-gram baselines:
+             experiments/reports/lm.md
   generate   generate text from a language-model checkpoint
   translate  translate sentences with a seq2seq checkpoint (beam search, attention heatmaps)
   word2vec   export embeddings / print the nearest words of a word2vec checkpoint
@@ -348,6 +350,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "compare": "experiments.compare",
     "lab": "experiments.lab",
     "zoo": "experiments.zoo",
+    "lm-report": "experiments.lm_report",
     "generate": "experiments.generate",
     "translate": "experiments.translate",
     "word2vec": "experiments.word2vec",
