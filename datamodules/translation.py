@@ -22,11 +22,10 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import torch
 from jsonargparse.typing import PositiveInt
-from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules.corpora import CorpusDataModule, named_corpus_files, read_text
 from datamodules.vocab import Tokenizer, Vocab
-from litexp.errors import LitexpError
+from litexp.errors import LitexpError, warn
 
 #: named corpora (in ``datamodules.corpora.CORPORA``) that hold sentence pairs
 TRANSLATION_CORPORA = ("fra-eng", "toy")
@@ -226,9 +225,8 @@ class ParallelCorpus(CorpusDataModule):
                               f"{first_bad[0] if first_bad else 1}); give a file of 'source<TAB>target' lines")
         if bad:
             counts = ", ".join(f"{kind}: {count}" for kind, count in malformed.items() if count)
-            rank_zero_warn(f"{self.source}: skipped {bad} malformed lines ({counts}; first at lines "
-                           f"{', '.join(map(str, first_bad))}); each line must be 'source<TAB>target' with words on "
-                           f"both sides", stacklevel=2)
+            warn(f"{self.source}: skipped {bad} malformed lines ({counts}; first at lines "
+                 f"{', '.join(map(str, first_bad))}); each line must be 'source<TAB>target' with words on both sides")
         limit = self.num_steps - 1  # room for the words once <eos> is appended
         truncated = sum(len(src) > limit or len(tgt) > limit for src, tgt in pairs)
         order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(pairs))

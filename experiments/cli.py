@@ -14,7 +14,6 @@ import re
 import signal
 import sys
 import time
-import warnings
 from argparse import ArgumentError
 from pathlib import Path
 from typing import Optional
@@ -28,6 +27,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 import datamodules  # noqa: F401  (registers every DataModule class for --data lookup)
 import lit_models
 from datamodules import DataModule
+from experiments.console import configure_output, result_paragraph
+from experiments.curves import write_curves
 from experiments.evaluation import (
     EVAL_COMMANDS,
     check_checkpoint_fits,
@@ -93,6 +94,8 @@ class LitexpCLI(LightningCLI):
         parser.add_argument("--wandb", type=WandbOptions, default=WandbOptions(), help="W&B logging")
         parser.add_argument("--test", action=ActionYesNo, default=False,
                             help="fit only: evaluate the best checkpoint on the test split afterwards")
+        parser.add_argument("--quiet", action=ActionYesNo, default=False,
+                            help="for scripts: no progress bar, no model summary, no run directory or result lines")
         for name in LINKED_ATTRIBUTES:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
@@ -133,6 +136,10 @@ class LitexpCLI(LightningCLI):
         self.run_dir = self.run_dir or new_run_dir(config.run, default_name, root=runs_root(config))
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
+        quiet = bool(config.get("quiet"))
+        configure_output(quiet)
+        if not quiet and stage == "fit" and is_main_process():
+            print(f"litexp: run directory {self.run_dir}", file=sys.stderr, flush=True)
 
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or [])
@@ -151,6 +158,7 @@ class LitexpCLI(LightningCLI):
             default_root_dir=str(self.run_dir),
             logger=build_loggers(self.run_dir, config.wandb, label, resume=self.resume),
             callbacks=callbacks,
+            **({"enable_progress_bar": False, "enable_model_summary": False} if quiet else {}),
         )
         try:  # the run's first write: an unwritable root fails here, in one line, before any training
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,9 +171,16 @@ class LitexpCLI(LightningCLI):
             return
         if self.stop_on_signal is not None and self.stop_on_signal.signum is not None:
             return  # stopped by a signal during the last epoch: no test after it
-        fast = bool(self.trainer.fast_dev_run)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=None if fast else "best",
-                          weights_only=True)
+        # the best checkpoint by path: "best" would make Lightning note that there are two checkpoint callbacks
+        best = None if self.trainer.fast_dev_run else (self.trainer.checkpoint_callback.best_model_path or "best")
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
+
+
+def is_main_process() -> bool:
+    """Global rank 0 (before the Trainer exists): torchrun sets RANK; Lightning's launcher NODE_RANK and LOCAL_RANK."""
+    if "RANK" in os.environ:
+        return os.environ["RANK"] == "0"
+    return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def runs_root(config) -> str:
@@ -268,8 +283,9 @@ def check_config_files(argv: list[str]) -> None:
 
 def run_lightning(argv: list[str]) -> int:
     set_here = RUN_DIR_ENV not in os.environ
-    # LightningCLI warns when given args while sys.argv has others: here that is by design
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+    configure_output()
+    stop: Optional[StopOnSignal] = None
+    drawn = False
     try:
         check_config_files(argv)
         if argv[0] == "fit":
@@ -277,14 +293,19 @@ def run_lightning(argv: list[str]) -> int:
             if resume is not None:
                 os.environ[RUN_DIR_ENV] = str(resume.run_dir)  # in place: the run's own directory
             with StopOnSignal(Path(".")) as stop:
-                LitexpCLI(with_default_config(argv), stop_on_signal=stop, resume=resume)
+                cli = LitexpCLI(with_default_config(argv), stop_on_signal=stop, resume=resume)
+            if is_main_process():
+                write_curves(cli.run_dir)
+                drawn = True
+            if not cli.config[cli.subcommand].get("quiet") and is_main_process():
+                print(result_paragraph(cli.run_dir) or f"litexp: fit ended; files in {cli.run_dir}", file=sys.stderr)
             if stop.signum is not None:  # the signal came during the last epoch, which ended the fit
                 print(f"litexp: interrupted by {signal.Signals(stop.signum).name} during the last epoch; the fit "
                       f"completed first (summary.json in {stop.run_dir})", file=sys.stderr)
                 return 128 + stop.signum
         else:
             cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
-            if argv[0] in EVAL_COMMANDS and cli.run_dir is not None:
+            if argv[0] in EVAL_COMMANDS and cli.run_dir is not None and not cli.config[cli.subcommand].get("quiet"):
                 print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
     except (Interrupted, SIGTERMException) as stopped:
         fallback = stopped if isinstance(stopped, Interrupted) else Interrupted(signal.SIGTERM, -1, -1)
@@ -303,10 +324,20 @@ def run_lightning(argv: list[str]) -> int:
         print(f"litexp: error: {user_error}", file=sys.stderr)
         return 2
     finally:
+        if stop is not None and not drawn and stop.run_dir != Path(".") and is_main_process():
+            write_curves_quietly(stop.run_dir)  # a stopped, diverged or failed fit shows its curves too
         if set_here:
             os.environ.pop(RUN_DIR_ENV, None)
         finish_wandb_run()
     return 0
+
+
+def write_curves_quietly(run_dir: Path) -> None:
+    """``curves.png`` after a fit that did not complete: never hides the error being reported."""
+    try:
+        write_curves(run_dir)
+    except Exception as error:  # noqa: BLE001 - the run's own error is the one to report
+        print(f"litexp: warning: could not draw {run_dir / 'curves.png'}: {error}", file=sys.stderr)
 
 
 def finish_wandb_run() -> None:

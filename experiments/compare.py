@@ -20,7 +20,6 @@ seeds, the band from the lowest to the highest seed).
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from experiments.curves import curve, epoch_metrics
 from experiments.run import check_plain_name
 from litexp.errors import LitexpError
 
@@ -123,16 +123,8 @@ def run_variant(run: Path, command: list[str]) -> int:
 
 def epoch_curves(run: Path, metric: str) -> dict[str, list[float]]:
     """Per-epoch ``train/loss`` and ``metric`` from the run's metrics.csv (epoch rows only)."""
-    curves: dict[str, dict[int, float]] = {"train/loss": {}, metric: {}}
-    try:
-        with open(run / "metrics.csv", newline="") as handle:
-            for row in csv.DictReader(handle):
-                for key in curves:
-                    if row.get(key):
-                        curves[key][int(float(row["epoch"]))] = float(row[key])
-    except OSError:
-        pass
-    return {key: [values[epoch] for epoch in sorted(values)] for key, values in curves.items()}
+    metrics = epoch_metrics(run)
+    return {key: curve(metrics, key) for key in ("train/loss", metric)}
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -24,7 +24,7 @@ from litexp.errors import LitexpError
 #: options a resumed fit may still take; anything else would change the run it continues
 RESUME_OPTIONS = ("--trainer.max_epochs", "--trainer.max_steps", "--trainer.max_time",
                   "--trainer.enable_progress_bar", "--trainer.enable_model_summary", "--wandb.mode", "--test",
-                  "--no_test")
+                  "--no_test", "--quiet", "--no_quiet")
 
 
 @dataclass

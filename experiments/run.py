@@ -131,6 +131,15 @@ class RunCSVLogger(CSVLogger):
         return writer
 
 
+class RunWandbLogger(WandbLogger):
+    """Lightning's W&B logger without the ``anonymous`` setting it always passes (W&B warns that the
+    setting has no effect any more)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wandb_init.pop("anonymous", None)
+
+
 def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=None) -> list[Logger]:
     """CSV (always) and W&B (unless disabled); ``resume`` (a ``ResumePoint``) continues the run's own logs."""
     from experiments.resume import kept_metric_rows
@@ -141,7 +150,7 @@ def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=N
         os.environ.setdefault("WANDB_SILENT", "true")
         same_run = {"id": resume.wandb_id, "resume": "allow"} if resume is not None and resume.wandb_id else {}
         loggers.append(
-            WandbLogger(
+            RunWandbLogger(
                 project=options.project,
                 entity=options.entity,
                 group=options.group,
