@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 # optuna.visualization.plot_<name> (plotly, HTML) and optuna.visualization.matplotlib.plot_<name> (PNG)
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "slice")
+MIN_TRIALS_FOR_IMPORTANCE = 10  # fANOVA importances from fewer completed trials are mostly noise
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
@@ -67,21 +68,42 @@ def write_plots(study: optuna.Study, plot_dir: Path, metric: str) -> dict[str, d
 
     plot_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, str]] = {}
+    completed = sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
     for name in PLOTS:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 axes = getattr(mpl_visualization, f"plot_{name}")(study, target_name=metric)
                 figure = np.ravel(axes)[0].figure
+                readable(figure, completed)
                 figure.savefig(plot_dir / f"{name}.png", dpi=100, bbox_inches="tight")
                 plt.close(figure)
                 getattr(visualization, f"plot_{name}")(study, target_name=metric).write_html(
                     plot_dir / f"{name}.html", include_plotlyjs="directory")
             written[name] = {"png": f"plots/{name}.png", "html": f"plots/{name}.html"}
+            if name == "param_importances" and completed < MIN_TRIALS_FOR_IMPORTANCE:
+                written[name]["note"] = (f"drawn from {completed} completed trials: too few for importances to mean "
+                                         f"much (take them seriously from about {MIN_TRIALS_FOR_IMPORTANCE})")
         except Exception as error:  # e.g. importances need two completed trials with varied parameters
             plt.close("all")
             written[name] = {"skipped": f"{type(error).__name__}: {error}"}
     return written
+
+
+def readable(figure, completed: int) -> None:
+    """Panels wide enough for their labels; a long parameter name wraps at its dots."""
+    axes = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    figure.set_size_inches(max(figure.get_size_inches()[0], 3.4 * len(axes) + 1.5), figure.get_size_inches()[1])
+    from matplotlib.ticker import NullFormatter
+
+    for axis in axes:
+        if axis.get_xscale() == "log":
+            axis.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range collide
+        label = axis.get_xlabel()
+        if len(label) > 18 and "." in label:
+            head, _, tail = label.rpartition(".")
+            axis.set_xlabel(f"{head}.\n{tail}", fontsize=9)
+    figure.text(0.01, 0.01, f"{completed} completed trials", fontsize=8, color="grey")
 
 
 def _number(value: Any) -> str:
@@ -129,7 +151,8 @@ def markdown(report: dict) -> str:
     ]
     for name, files in report["plots"].items():
         if "png" in files:
-            lines.append(f"- {name}: ![{name}]({files['png']}) ([interactive]({files['html']}))")
+            note = f" ({files['note']})" if files.get("note") else ""
+            lines.append(f"- {name}{note}: ![{name}]({files['png']}) ([interactive]({files['html']}))")
         else:
             lines.append(f"- {name}: not drawn ({files['skipped']})")
     return "\n".join(lines) + "\n"

@@ -157,7 +157,7 @@ def chart(rows: dict, path: Path) -> None:
     axis.set_xticks(list(positions), [e.name for e in measured], rotation=30, ha="right")
     axis.set_ylim(0.7, 1.0)
     axis.set_ylabel("Fashion-MNIST test accuracy")
-    axis.legend(loc="lower right")
+    axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above: covers no bar
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
