@@ -130,7 +130,7 @@ def chosen_texts(names: str) -> list[ReportText]:
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in TEXTS]
     if unknown or not wanted:
-        raise LitexpError(f"unknown text {', '.join(unknown) or names!r}; choose from {', '.join(TEXTS)}")
+        raise LitexpError(f"unknown text {', '.join(unknown) or repr(names)}; choose from {', '.join(TEXTS)}")
     return [TEXTS[name] for name in wanted]
 
 
