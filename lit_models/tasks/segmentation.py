@@ -13,12 +13,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from lit_models.tasks.base import Task
 from litexp.errors import LitexpError
 
+IGNORE = 255  # mask value of pixels no loss or metric counts (Pascal VOC's object borders)
 PICTURES = 16  # images of the predicted split kept for the pictures ``litexp predict`` draws
 
 
 class SegmentationTask(Task):
-    """Masks ``(B, H, W)`` hold 0 for background and ``class + 1`` for an object's pixels; the network
-    predicts ``num_classes + 1`` channels. Logs ``loss``, ``pixel_acc`` and ``miou`` (IoU averaged over
+    """Masks ``(B, H, W)`` hold 0 for background and ``class + 1`` for an object's pixels (255: ignored);
+    the network predicts ``num_classes + 1`` channels. Logs ``loss``, ``pixel_acc`` and ``miou`` (IoU averaged over
     the background and every class, from the epoch's confusion counts)."""
 
     kind = "segmenter"
@@ -49,8 +50,10 @@ class SegmentationTask(Task):
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
         return {**super().stage_metrics(stage),
-                "pixel_acc": MulticlassAccuracy(self.num_labels, average="micro", validate_args=False),
-                "miou": MulticlassJaccardIndex(self.num_labels, average="macro", validate_args=False)}
+                "pixel_acc": MulticlassAccuracy(self.num_labels, average="micro", ignore_index=IGNORE,
+                                                validate_args=False),
+                "miou": MulticlassJaccardIndex(self.num_labels, average="macro", ignore_index=IGNORE,
+                                               validate_args=False)}
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, masks = batch  # (B, C, H, W) float, (B, H, W) uint8
@@ -59,7 +62,7 @@ class SegmentationTask(Task):
         if logits.shape[-2:] != masks.shape[-2:]:
             raise LitexpError(f"masks are {tuple(masks.shape[-2:])} but the network predicts "
                               f"{tuple(logits.shape[-2:])}; masks must have the images' size")
-        loss = F.cross_entropy(logits, masks)
+        loss = F.cross_entropy(logits, masks, ignore_index=IGNORE)
         metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=masks.shape[0])
         predicted = logits.detach().argmax(dim=1)
@@ -74,6 +77,7 @@ class SegmentationTask(Task):
         if batch_idx == 0:  # the first images, for the pictures next to predictions.csv
             self.prediction_examples = {"kind": "segmentation", "images": images[:PICTURES].cpu(),
                                         "truth": masks[:PICTURES].cpu(), "predicted": predicted[:PICTURES].cpu()}
-        correct = (predicted == masks).flatten(1).float().mean(dim=1)
+        counted = (masks != IGNORE).flatten(1)
+        correct = ((predicted == masks).flatten(1) & counted).sum(dim=1) / counted.sum(dim=1).clamp(min=1)
         return {"pixel_acc": correct, "object_pixels": (masks > 0).flatten(1).sum(dim=1),
                 "predicted_object_pixels": (predicted > 0).flatten(1).sum(dim=1)}

@@ -47,3 +47,21 @@ def test_detection_and_classification_data_do_not_mix(fake_data_dir, litexp, cap
                      "--trainer.fast_dev_run=true")
     assert code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_fine_tuning_on_ones_own_image_folders_is_one_config(tmp_path, litexp):
+    from tests.datamodules.test_voc import write_image_folder
+
+    root = write_image_folder(tmp_path / "photos", ".jpg")
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"""
+model:
+  class_path: lit_models.ClassificationTask
+  init_args: {{network: resnet18, network_args: {{width: 4}}, optimizer: adam, lr: 0.001}}
+data:
+  class_path: datamodules.ImageFolder
+  init_args: {{root: {root}, cache_size: 32, batch_size: 4, val_fraction: 0.25, data_dir: {tmp_path}}}
+""")
+    code, run_dir = litexp("fit", "--config", str(config), "--trainer.fast_dev_run=true", "--test")
+    assert code == 0
+    assert read_summary(run_dir)["data"]["classes"] == ["cats", "dogs"]
