@@ -80,14 +80,66 @@ def _iou(a: list[float], b: list[float]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-class ComposedScenes(DataModule):
+class SceneData(DataModule):
+    """Images with boxes or masks, held as tensors: what composed scenes and files on disk share.
+
+    A subclass says which targets it serves (``target_names``: ``("boxes",)`` or ``("masks",)``) and
+    provides ``composed(split)``, a dict of ``images`` and those targets.
+    """
+
+    abstract = True  # a base: not offered as --data
+    stratify = False  # no single label per image
+    target_names: tuple[str, ...] = ()
+    channels: int = 1
+
+    def __init__(self, horizontal_flip: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.horizontal_flip = bool(horizontal_flip)
+        self.canvas_size = 0  # the side of the images (set by the subclass)
+        self.options: dict[str, Any] = {}  # what decides the data (cache key and fingerprint)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.canvas_size, self.canvas_size)
+
+    def composed(self, split: str) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def load(self, split: str) -> tuple[torch.Tensor, ...]:
+        scenes = self.composed(split)
+        return (scenes["images"], *(scenes[name] for name in self.target_names))
+
+    def fingerprint_arrays(self) -> tuple[np.ndarray, ...]:
+        digest = hashlib.sha1(json.dumps(self.options, sort_keys=True).encode()).digest()
+        return (np.frombuffer(digest, dtype=np.uint8),)
+
+    def transform_batch(self, batch, training: bool):
+        images, targets = batch  # (B, C, S, S) uint8, boxes (B, M, 5) or masks (B, S, S)
+        images = images.float().div_(255.0)
+        if training and self.horizontal_flip:
+            flip = torch.rand(images.shape[0], device=images.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+            targets = self.flip_targets(targets, flip)
+        return images, targets
+
+    def flip_targets(self, targets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """Mirror the targets of the images where ``flip`` (B,) is True."""
+        if self.target_names == ("masks",):
+            return torch.where(flip[:, None, None], targets.flip(-1), targets)
+        flipped = targets.clone()
+        flipped[..., 1], flipped[..., 3] = 1.0 - targets[..., 3], 1.0 - targets[..., 1]
+        return torch.where(flip[:, None, None], flipped, targets)
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "scenes": dict(self.options), "horizontal_flip": self.horizontal_flip}
+
+
+class ComposedScenes(SceneData):
     """Canvases of Fashion-MNIST items; a subclass says which targets it serves (``target_names``)."""
 
     abstract = True  # a base: not offered as --data
-    stratify = False  # no single label per canvas
     num_classes = len(FASHION_CLASSES)  # object classes; targets use class + 1 where 0 is background
     class_names = FASHION_CLASSES
-    target_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -121,7 +173,7 @@ class ComposedScenes(DataModule):
             horizontal_flip: training augmentation: flip half of the canvases (and their targets).
             kwargs: the split and batch options of :class:`datamodules.base.DataModule`.
         """
-        super().__init__(**kwargs)
+        super().__init__(horizontal_flip=horizontal_flip, **kwargs)
         if min_objects > max_objects:
             raise LitexpError(f"min_objects ({min_objects}) must not exceed max_objects ({max_objects})")
         if not 8 <= min_side <= max_side <= canvas_size:
@@ -134,11 +186,6 @@ class ComposedScenes(DataModule):
                         "objects": [int(min_objects), int(max_objects)], "sides": [int(min_side), int(max_side)],
                         "max_overlap": float(max_overlap), "compose_seed": int(compose_seed)}
         self.canvas_size = int(canvas_size)
-        self.horizontal_flip = bool(horizontal_flip)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (1, self.canvas_size, self.canvas_size)
 
     def composed(self, split: str) -> dict[str, torch.Tensor]:
         """Images, boxes and masks of ``split``, from the cache when these options made it before."""
@@ -164,45 +211,14 @@ class ComposedScenes(DataModule):
         os.replace(partial, cache)  # atomic: concurrent ranks never read a half-written cache
         return scenes
 
-    def load(self, split: str) -> tuple[torch.Tensor, ...]:
-        scenes = self.composed(split)
-        return (scenes["images"], *(scenes[name] for name in self.target_names))
-
-    def fingerprint_arrays(self) -> tuple[np.ndarray, ...]:
-        digest = hashlib.sha1(json.dumps(self.options, sort_keys=True).encode()).digest()
-        return (np.frombuffer(digest, dtype=np.uint8),)
-
-    def transform_batch(self, batch, training: bool):
-        images, targets = batch  # (B, 1, S, S) uint8, boxes (B, M, 5) or masks (B, S, S)
-        images = images.float().div_(255.0)
-        if training and self.horizontal_flip:
-            flip = torch.rand(images.shape[0], device=images.device) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            targets = self.flip_targets(targets, flip)
-        return images, targets
-
-    def flip_targets(self, targets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def summary(self) -> dict[str, Any]:
-        return {**super().summary(), "scenes": dict(self.options), "horizontal_flip": self.horizontal_flip}
-
 
 class ComposedDetection(ComposedScenes):
     """Object detection: (images (B, 1, S, S), boxes (B, max_objects, 5)) per batch."""
 
     target_names = ("boxes",)
 
-    def flip_targets(self, targets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        flipped = targets.clone()
-        flipped[..., 1], flipped[..., 3] = 1.0 - targets[..., 3], 1.0 - targets[..., 1]
-        return torch.where(flip[:, None, None], flipped, targets)
-
 
 class ComposedSegmentation(ComposedScenes):
     """Semantic segmentation: (images (B, 1, S, S), masks (B, S, S) with 0 = background, class + 1 = item)."""
 
     target_names = ("masks",)
-
-    def flip_targets(self, targets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        return torch.where(flip[:, None, None], targets.flip(-1), targets)

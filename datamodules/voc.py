@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from PIL import Image
 
-from datamodules.base import DataModule
-from datamodules.detection import ComposedDetection, ComposedSegmentation
+from datamodules.detection import SceneData
 from datamodules.files import data_dir_path
 from datamodules.images import FileCache, read_image, resize_image
 from litexp.errors import LitexpError
@@ -54,22 +53,19 @@ def pad_boxes(per_image: list[list[list[float]]]) -> torch.Tensor:
     return boxes
 
 
-class FileDetection(ComposedDetection):
-    """Detection data read from files instead of composed (the split, batches and flip are inherited)."""
+class FileDetection(SceneData):
+    """Detection data read from files (the split, batches and flip are :class:`SceneData`'s)."""
 
     abstract = True
+    channels = 3
+    target_names = ("boxes",)
 
     def __init__(self, data_dir: Optional[str] = None, image_size: PositiveInt = 256, horizontal_flip: bool = False,
                  **kwargs: Any) -> None:
-        DataModule.__init__(self, **kwargs)  # the split and batch options; nothing is composed
+        super().__init__(horizontal_flip=horizontal_flip, **kwargs)
         self.data_dir = data_dir_path(data_dir)
         self.image_size = self.canvas_size = int(image_size)
-        self.horizontal_flip = bool(horizontal_flip)
         self.options = {"image_size": self.image_size, "source": type(self).__name__}
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (3, self.image_size, self.image_size)
 
     def read(self, split: str) -> tuple[list[Path], torch.Tensor, list[list[list[float]]]]:
         """(source files, images (N, 3, S, S) uint8, per-image rows (class, x1, y1, x2, y2) normalised)."""
@@ -91,9 +87,6 @@ class FileDetection(ComposedDetection):
             cached = {"images": images, "boxes": pad_boxes(rows)}
             cache.put([listing], cached)
         return cached
-
-    def summary(self) -> dict[str, Any]:
-        return {**DataModule.summary(self), "image_size": self.image_size}
 
 
 class BananaDetection(FileDetection):
@@ -193,27 +186,34 @@ class VOCDetection(FileDetection):
         return files, torch.stack(images), boxes
 
 
-class VOCSegmentation(ComposedSegmentation):
+class VOCSegmentation(SceneData):
     """Pascal VOC semantic segmentation: ``SegmentationClass/<name>.png`` (palette indices: 0 background,
     1-20 classes, 255 void) on ``JPEGImages/<name>.jpg``; the image is resized bilinearly, the mask by
     nearest neighbour."""
 
     num_classes = len(VOC_CLASSES)
     class_names = VOC_CLASSES
+    channels = 3
+    target_names = ("masks",)
 
     def __init__(self, root: str = "", train_list: str = "train", test_list: str = "val",
                  data_dir: Optional[str] = None, image_size: PositiveInt = 256, horizontal_flip: bool = False,
                  **kwargs: Any) -> None:
-        DataModule.__init__(self, **kwargs)  # the split and batch options; nothing is composed
+        """
+        Args:
+            root: the VOC folder (e.g. ``VOCdevkit/VOC2012``).
+            train_list: the ``ImageSets/Segmentation`` list of the training part.
+            test_list: the list of the test part.
+            data_dir: where the decoded cache goes.
+            image_size: side the images and masks are resized to.
+            horizontal_flip: training augmentation: flip half of the images and their masks.
+            kwargs: the split and batch options of :class:`datamodules.base.DataModule`.
+        """
+        super().__init__(horizontal_flip=horizontal_flip, **kwargs)
         self.voc = VOCFolder(Path(root).expanduser(), train_list, test_list)
         self.data_dir = data_dir_path(data_dir)
         self.image_size = self.canvas_size = int(image_size)
-        self.horizontal_flip = bool(horizontal_flip)
         self.options = {"image_size": self.image_size, "source": "VOCSegmentation"}
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (3, self.image_size, self.image_size)
 
     def composed(self, split: str) -> dict[str, torch.Tensor]:
         listing, names = self.voc.names("Segmentation", split)
@@ -250,6 +250,3 @@ class VOCSegmentation(ComposedSegmentation):
         if unknown:
             raise LitexpError(f"mask {path} has unknown class ids {unknown}; VOC uses 0-{len(VOC_CLASSES)} and {VOID}")
         return mask
-
-    def summary(self) -> dict[str, Any]:
-        return {**DataModule.summary(self), "image_size": self.image_size}
