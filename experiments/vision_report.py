@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from experiments.cli import CONFIG_DIR
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
 REPOSITORY = CONFIG_DIR.parents[1]  # config paths in the commands are relative to it
+DEFAULT_ROOT = "runs/vision-report"
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,21 @@ def run_entry(entry: Entry, root: Path, fit: bool = True) -> None:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     litexp = [sys.executable, "-m", "experiments"]
     command = fit_command(entry, root)
+    record: dict = {}
     if fit:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([*litexp, *command[1:]], check=True, env=environment, cwd=REPOSITORY)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        record["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run_dir = root / entry.name / "report"
     predict = ["predict", "--ckpt_path", str(run_dir), "--run.name", entry.name, "--run.version", "report-predict",
                "--run.root", str(root), "--run.overwrite", "true", "--trainer.enable_progress_bar", "false"]
     subprocess.run([*litexp, *predict], check=True, env=environment, cwd=REPOSITORY)
-    relative = [str(part).replace(str(root), "runs/vision-report") for part in command]
-    (run_dir / "report.json").write_text(json.dumps({"command": "OMP_NUM_THREADS=1 " + " ".join(relative)}) + "\n")
+    record_path = run_dir / "report.json"
+    if not fit and record_path.exists():  # keep the CPU time the fit measured
+        record = {**json.loads(record_path.read_text()), **record}
+    record["command"] = "OMP_NUM_THREADS=1 " + " ".join(fit_command(entry, Path(DEFAULT_ROOT)))
+    record_path.write_text(json.dumps(record) + "\n")
     picture = root / entry.name / "report-predict" / "pictures.png"
     if picture.exists():
         (REPORT_DIR / "vision").mkdir(parents=True, exist_ok=True)
@@ -77,16 +86,17 @@ def render(root: Path) -> str:
              "Test metrics of the best checkpoint (by validation mAP@0.5 or mean IoU); one CPU thread per run on a "
              "shared 2-core machine. Regenerate with `python -m experiments.vision_report` "
              "(`--render-only` rewrites this table from the runs).", "",
-             "| model | config | test metrics | target | epochs | fit time | command |",
+             "| model | config | test metrics | target | epochs | fit time (wall, CPU) | command |",
              "|---|---|---|---|---|---|---|"]
     for entry in ENTRIES:
         run_dir = root / entry.name / "report"
         summary_path = run_dir / "summary.json"
-        if not summary_path.exists():
-            lines.append(f"| {entry.label} | `{entry.config}` | not run | {entry.target[0]} >= {entry.target[1]} "
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        if summary.get("status") != "completed" or "test" not in summary:
+            state = summary.get("status", "not run")
+            lines.append(f"| {entry.label} | `{entry.config}` | {state} | {entry.target[0]} >= {entry.target[1]} "
                          f"| | | |")
             continue
-        summary = json.loads(summary_path.read_text())
         record_path = run_dir / "report.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         test = summary.get("test", {}).get("metrics", {})
@@ -96,14 +106,18 @@ def render(root: Path) -> str:
         verdict = "met" if reached is not None and reached >= goal else "not met"
         fit = summary.get("fit", {})
         minutes = (fit.get("wall_time_s") or 0) / 60
-        command = record.get("command", " ".join(fit_command(entry, root)))
+        command = record.get("command", " ".join(fit_command(entry, Path(DEFAULT_ROOT))))
+        cpu = f" ({record['cpu_s'] / 60:.1f} CPU min)" if "cpu_s" in record else ""
         lines.append(f"| {entry.label} | `{entry.config}` | {shown} | {metric.split('/')[1]} >= {goal} ({verdict}) "
-                     f"| {fit.get('epochs')} | {minutes:.1f} min | `{command}` |")
+                     f"| {fit.get('epochs')} | {minutes:.1f} min{cpu} | `{command}` |")
     pictures = [entry for entry in ENTRIES if (REPORT_DIR / "vision" / f"{entry.name}.png").exists()]
     if pictures:
         lines += ["", "Predictions on test canvases (`litexp predict` on the best checkpoint; left ground truth, "
                   "right prediction):", ""]
         lines += [f"![{entry.label}](vision/{entry.name}.png)" for entry in pictures]
+    notes = REPORT_DIR / "vision_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true", help="write the table from the existing runs")
     parser.add_argument("--predict-only", action="store_true",
                         help="skip the fits: predict (pictures) with the runs already there, then write the table")
-    parser.add_argument("--root", default="runs/vision-report", help="where the runs go")
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="where the runs go")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     if not args.render_only:
