@@ -44,8 +44,6 @@ ENTRIES = (
           ("test/map50", 0.5)),
     Entry("fcn", "FCN, ResNet-18 backbone (d2l 14.11)", "segmentation/fcn.yaml", ("test/miou", "test/pixel_acc"),
           ("test/miou", 0.6)),
-    Entry("fcn_long", "FCN, 20 epochs", "segmentation/fcn_long.yaml", ("test/miou", "test/pixel_acc"),
-          ("test/miou", 0.6)),
 )
 
 
