@@ -114,3 +114,31 @@ def test_padded_targets_to_torchmetrics_form():
     first, second = padded_to_list(padded)
     assert first["labels"].tolist() == [2] and first["boxes"].shape == (1, 4)
     assert second["labels"].numel() == 0 and second["boxes"].shape == (0, 4)
+
+
+def brute_force_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, threshold: float) -> set:
+    """Greedy NMS per class with plain loops: keep the best box, drop same-class boxes overlapping it."""
+    kept = set()
+    for label in labels.unique().tolist():
+        order = sorted((i for i in range(len(boxes)) if labels[i] == label), key=lambda i: -float(scores[i]))
+        while order:
+            best = order.pop(0)
+            kept.add(best)
+            order = [i for i in order if float(box_iou(boxes[best][None], boxes[i][None])) <= threshold]
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_class_wise_nms_agrees_with_brute_force(seed):
+    generator = torch.Generator().manual_seed(seed)
+    anchors = multibox_prior(3, 3, sizes=[0.4, 0.6], ratios=[1, 2])  # 18 heavily overlapping boxes
+    probs = torch.rand(1, 4, len(anchors), generator=generator).softmax(dim=1)
+    (result,) = multibox_detection(probs, torch.zeros(1, len(anchors) * 4), anchors, nms_threshold=0.4,
+                                   score_threshold=0.0)
+    scores, labels = probs[0, 1:].max(dim=0)
+    expected = brute_force_nms(anchors, scores, labels, 0.4)
+    assert len(result["boxes"]) == len(expected)
+    # zero offsets give back the anchors (up to rounding in the centre-size round trip)
+    found = {int(torch.cdist(box[None], anchors).argmin()) for box in result["boxes"]}
+    assert found == expected
+    assert result["scores"].tolist() == sorted(result["scores"].tolist(), reverse=True)
