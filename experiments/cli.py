@@ -50,6 +50,7 @@ from experiments.run import (
     build_loggers,
     new_run_dir,
 )
+from experiments.wandb_media import WandbMedia, run_tags
 from lit_models import LitexpError, Task
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -154,9 +155,12 @@ class LitexpCLI(LightningCLI):
             callbacks.extend(build_checkpoints(self.run_dir, self.model, has_validation))
         if stage == "predict":
             callbacks.append(PredictionCSV(self.run_dir))
+        else:
+            callbacks.append(WandbMedia(self.run_dir))  # facts and media, when the W&B logger is on
         self.trainer = self.instantiate_trainer(
             default_root_dir=str(self.run_dir),
-            logger=build_loggers(self.run_dir, config.wandb, label, resume=self.resume),
+            logger=build_loggers(self.run_dir, config.wandb, label, resume=self.resume,
+                                 tags=run_tags(self.model, self.datamodule)),
             callbacks=callbacks,
             **({"enable_progress_bar": False, "enable_model_summary": False} if quiet else {}),
         )

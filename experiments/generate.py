@@ -63,20 +63,26 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def sample(task: LanguageModelTask, prefix: str, num_tokens: int, temperature: float = 1.0, top_k: int = 0,
+           greedy: bool = False, seed: int = 0) -> str:
+    """``prefix`` (default: the most frequent token) followed by ``num_tokens`` tokens the model generates."""
+    vocab = Vocab.from_dict(task.vocab)
+    prefix_tokens = vocab.tokenizer(prefix) if prefix else [vocab.token_freqs()[0][0]]
+    if not prefix_tokens:
+        raise LitexpError(f"the prefix {prefix!r} has no tokens after tokenization; give some text")
+    generator = torch.Generator().manual_seed(seed)
+    never_seen = [index for index, freq in enumerate(vocab.freqs) if freq == 0]  # <pad>, <bos>, ...
+    ids = generate(task.network, vocab.encode(prefix_tokens), num_tokens, temperature, top_k or None, greedy,
+                   generator, exclude=never_seen)
+    return vocab.tokenizer.join(prefix_tokens + vocab.decode(ids))
+
+
 def run(argv: list[str]) -> str:
     args = parse(argv)
     if args.num_tokens < 0 or args.temperature <= 0 or args.top_k < 0:
         raise LitexpError("num_tokens and top_k must be >= 0 and temperature > 0")
     task = load_text_task(args.ckpt_path, LanguageModelTask)
-    vocab = Vocab.from_dict(task.vocab)
-    prefix_tokens = vocab.tokenizer(args.prefix) if args.prefix else [vocab.token_freqs()[0][0]]
-    if not prefix_tokens:
-        raise LitexpError(f"the prefix {args.prefix!r} has no tokens after tokenization; give some text")
-    generator = torch.Generator().manual_seed(args.seed)
-    never_seen = [index for index, freq in enumerate(vocab.freqs) if freq == 0]  # <pad>, <bos>, ...
-    ids = generate(task.network, vocab.encode(prefix_tokens), args.num_tokens, args.temperature,
-                   args.top_k or None, args.greedy, generator, exclude=never_seen)
-    return vocab.tokenizer.join(prefix_tokens + vocab.decode(ids))
+    return sample(task, args.prefix, args.num_tokens, args.temperature, args.top_k, args.greedy, args.seed)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

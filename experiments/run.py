@@ -140,8 +140,10 @@ class RunWandbLogger(WandbLogger):
         self._wandb_init.pop("anonymous", None)
 
 
-def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=None) -> list[Logger]:
-    """CSV (always) and W&B (unless disabled); ``resume`` (a ``ResumePoint``) continues the run's own logs."""
+def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=None,
+                  tags: Optional[list[str]] = None) -> list[Logger]:
+    """CSV (always) and W&B (unless disabled, with ``tags``); ``resume`` (a ``ResumePoint``) continues the run's
+    own logs."""
     from experiments.resume import kept_metric_rows
 
     loggers: list[Logger] = [RunCSVLogger(run_dir, kept_metric_rows(resume) if resume else None)]
@@ -157,6 +159,7 @@ def build_loggers(run_dir: Path, options: WandbOptions, run_label: str, resume=N
                 name=options.name or run_label,
                 save_dir=str(run_dir),
                 mode=mode,
+                tags=tags,
                 settings={"init_timeout": 60, "console": "off"},
                 **same_run,
             )

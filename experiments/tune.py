@@ -53,6 +53,7 @@ from experiments.study_store import (
     study_settings,
     without_password,
 )
+from experiments.wandb_media import log_study
 from litexp.errors import DivergedError, LitexpError
 
 POLL_S = 2.0  # how often a worker waiting for others' trials looks at the storage
@@ -357,6 +358,9 @@ def write_final_report(options, study, study_dir, base_args, metric, counts, wal
         "plots": write_plots(study, study_dir / "plots", metric),
     }
     write_report(study_dir, report)
+    wandb_id = log_study(study, report, study_dir, base_args)
+    if wandb_id:
+        print(f"litexp tune: W&B run {wandb_id} in group {options.study_name}: trials table, plots, test result")
     report_path = study_dir.resolve() / "report.md"
     study.set_user_attr("test_evaluations", [*evaluations, {
         "best_trial": best.number, "finished_trials": counts["finished"], "metrics": test["metrics"],

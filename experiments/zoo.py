@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -66,6 +65,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--report-dir", type=Path, default=Path("reports"),
                         help="where zoo.json/md/png live (default: ./reports; this repository's table: "
                              "experiments/reports)")
+    parser.add_argument("--root", type=Path, default=Path("runs") / "zoo",
+                        help="where each model's run goes (<root>/<model>/<time>/), W&B offline files included")
+    parser.add_argument("--wandb-mode", default="auto", choices=("auto", "online", "offline", "disabled"),
+                        help="W&B for the zoo's runs, in the group 'zoo' (default auto: online when logged in)")
     parser.add_argument("--render-only", action="store_true", help="only rewrite zoo.md and zoo.png from zoo.json")
     parser.add_argument("extra", nargs="*", help="more litexp fit options for every model (after --)")
     return parser.parse_args(argv)
@@ -84,7 +87,8 @@ def chosen_entries(models: str) -> list[ZooEntry]:
 def train(entry: ZooEntry, args: argparse.Namespace, root: Path) -> dict:
     """Run ``litexp fit --test`` for one model and turn its summary into a table row."""
     argv = ["fit", "--config", str(CONFIG_DIR / entry.config), "--test", "--run.root", str(root),
-            "--run.name", entry.name, "--wandb.mode=disabled", "--trainer.enable_progress_bar=false",
+            "--run.name", entry.name, f"--wandb.mode={args.wandb_mode}", "--wandb.group=zoo",
+            "--trainer.enable_progress_bar=false",
             f"--trainer.accelerator={args.accelerator}", *args.extra]
     if args.epochs:
         argv.append(f"--trainer.max_epochs={args.epochs}")
@@ -93,7 +97,7 @@ def train(entry: ZooEntry, args: argparse.Namespace, root: Path) -> dict:
         argv.append(f"--trainer.max_time=00:{minutes // 60:02d}:{minutes % 60:02d}:00")  # DD:HH:MM:SS
     if litexp_main(argv) != 0:
         raise LitexpError(f"training {entry.name} failed; run the same 'litexp fit' to see why")
-    (summary_path,) = (root / entry.name).glob("*/summary.json")
+    summary_path = max((root / entry.name).glob("*/summary.json"), key=lambda path: path.stat().st_mtime)
     summary = json.loads(summary_path.read_text())
     fit, data = summary["fit"], summary["data"]
     epoch_time = statistics.median(fit["epoch_times_s"])
@@ -170,8 +174,7 @@ def main(argv: list[str]) -> int:
     try:
         entries = [] if args.render_only else chosen_entries(args.models)
         for entry in entries:
-            with tempfile.TemporaryDirectory() as root:
-                row = train(entry, args, Path(root))
+            row = train(entry, args, args.root)
             rows[entry.name] = row
             print(f"zoo: {entry.name}: {json.dumps(row)}", flush=True)
             args.report_dir.mkdir(parents=True, exist_ok=True)
