@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import xml.etree.ElementTree as ElementTree
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,13 +25,15 @@ from jsonargparse.typing import PositiveInt
 from PIL import Image
 
 from datamodules.detection import SceneData
-from datamodules.files import data_dir_path
+from datamodules.files import checksum_error, data_dir_path, fetch, has_checksum
 from datamodules.images import FileCache, read_image, resize_image
 from litexp.errors import LitexpError
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 VOID = 255  # VOC's label of object borders and unclear pixels
+BANANA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/banana-detection.zip"
+BANANA_CHECKSUM = "sha1:5de26c8fce5ccdea9f91267273464dc968d20d72"  # the book's d2l.DATA_HUB entry
 
 
 def checked_box(box: list[float], width: int, height: int, where: str) -> list[float]:
@@ -95,6 +98,40 @@ class BananaDetection(FileDetection):
 
     num_classes = 1
     class_names = ("banana",)
+
+    def __init__(self, download: bool = True, **kwargs: Any) -> None:
+        """
+        Args:
+            download: fetch the book's ``banana-detection.zip`` (checked by checksum) when the files are missing.
+            kwargs: ``data_dir``, ``image_size``, ``horizontal_flip`` and the split and batch options.
+        """
+        super().__init__(**kwargs)
+        self.download = download
+
+    def composed(self, split: str) -> dict[str, torch.Tensor]:
+        if not self.source_list(split).is_file():
+            self.fetch_archive()
+        return super().composed(split)
+
+    def fetch_archive(self) -> None:
+        """Download (when allowed) and unpack ``banana-detection.zip`` into ``data_dir``; all or nothing."""
+        archive = self.data_dir / "banana-detection.zip"
+        if not archive.exists():
+            if not self.download:
+                return  # composed() says which file is missing
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fetch(BANANA_URL, archive)
+            except OSError as error:
+                raise LitexpError(f"cannot download {BANANA_URL} ({error}); put banana-detection.zip or its "
+                                  f"unpacked folder into {self.data_dir}") from None
+        if not has_checksum(archive, BANANA_CHECKSUM):
+            raise checksum_error(archive)
+        try:
+            with zipfile.ZipFile(archive) as opened:
+                opened.extractall(self.data_dir)
+        except zipfile.BadZipFile as error:
+            raise LitexpError(f"cannot extract {archive}: {error}; delete it and run again") from None
 
     def source_list(self, split: str) -> Path:
         return self.data_dir / "banana-detection" / f"bananas_{'train' if split == 'train' else 'val'}" / "label.csv"

@@ -157,3 +157,29 @@ def test_image_folder_errors_are_one_line(tmp_path):
     (root / "train" / "cats" / "0.png").write_bytes(b"not a png")
     with pytest.raises(LitexpError, match="cannot decode image"):
         ImageFolder(root=str(root), data_dir=str(tmp_path)).load("train")
+
+
+def test_banana_archive_is_checked_and_unpacked(tmp_path, monkeypatch):
+    import shutil
+    import zipfile
+
+    from datamodules import voc
+    from tests.fake_data import sha1
+
+    source = write_bananas(tmp_path / "source", {"train": [(0, 8, 16, 32, 48)] * 2})
+    target = tmp_path / "data"
+    target.mkdir()
+    archive = target / "banana-detection.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        for file in (source / "banana-detection").rglob("*"):
+            opened.write(file, file.relative_to(source))
+    monkeypatch.setattr(voc, "BANANA_CHECKSUM", "sha1:" + "0" * 40)
+    with pytest.raises(LitexpError, match="checksum mismatch"):
+        BananaDetection(data_dir=str(target), image_size=32, download=False).load("train")
+    monkeypatch.setattr(voc, "BANANA_CHECKSUM", sha1(archive))
+    images, boxes = BananaDetection(data_dir=str(target), image_size=32, download=False).load("train")
+    assert images.shape == (2, 3, 32, 32) and boxes.shape == (2, 1, 5)
+    shutil.rmtree(target)
+    target.mkdir()
+    with pytest.raises(LitexpError, match="label.csv not found"):
+        BananaDetection(data_dir=str(target), download=False).load("train")
