@@ -332,6 +332,8 @@ class ComparisonStopped(Exception):
 
 
 def main(argv: list[str]) -> int:
+    from experiments.wandb_media import log_comparison
+
     try:
         args, overrides = parse_args(argv)
         varied = parse_vary(args.vary)
@@ -344,6 +346,7 @@ def main(argv: list[str]) -> int:
                             f"--name {name}", *base])
         write_report(comparison, comparison.study, base=f"`{args.config}` {' '.join(base)}".rstrip(),
                      varied=", ".join(f"`{k}` = {v}" for k, v in varied.items()), command=command)
+        log_comparison(comparison, comparison.study / "curves.png", overrides)
     except ComparisonStopped as stop:
         print(f"litexp compare: {stop}", file=sys.stderr)
         return stop.code

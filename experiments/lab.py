@@ -45,6 +45,7 @@ from experiments.lab_figures import (
     polynomial_fits,
     ranking,
 )
+from experiments.wandb_media import log_comparison
 from litexp.errors import LitexpError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -194,6 +195,7 @@ def run_recipe(recipe: Recipe, seeds: Optional[int], root: Path, out: Path, over
              "## Finding", "", *findings, "", "## Results", "", how_compared(comparison), "", *table(comparison), "",
              "![training loss and validation metric per epoch](curves.png)", "", *extra]
     (folder / "report.md").write_text("\n".join(lines).rstrip() + "\n")
+    log_comparison(comparison, folder / "curves.png", overrides)
     (folder / "finding.json").write_text(json.dumps({"recipe": recipe.name, "title": recipe.title,
                                                      "command": command, "finding": findings}, indent=1) + "\n")
     write_index(out)

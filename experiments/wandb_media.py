@@ -294,3 +294,35 @@ def log_study(study, report: dict[str, Any], study_dir: Path, base_args: list[st
         return run.id
     finally:
         run.finish()
+
+
+def log_comparison(comparison, curves: Path, overrides: list[str]) -> Optional[str]:
+    """One W&B run in a comparison's group (its files under the comparison's folder) with its table (mean and
+    std per variant, verdict) and the ``curves`` picture."""
+    from experiments.run import resolve_wandb_mode
+
+    mode = resolve_wandb_mode(option_value(overrides, "--wandb.mode", "auto"))
+    if mode == "disabled":
+        return None
+    import wandb
+
+    run = wandb.init(project=option_value(overrides, "--wandb.project", "litexp"),
+                     entity=option_value(overrides, "--wandb.entity", None), group=comparison.name,
+                     name=f"{comparison.name}/comparison", job_type="comparison", mode=mode, dir=str(comparison.study),
+                     tags=["comparison"], reinit="finish_previous",
+                     config={"metric": comparison.metric, "seeds": comparison.seeds,
+                             "variants": {variant.name: list(variant.overrides) for variant in comparison.variants}},
+                     settings={"init_timeout": 60, "console": "off"})
+    try:
+        table = wandb.Table(columns=["variant", "runs", f"{comparison.metric} mean", f"{comparison.metric} std",
+                                     "train/loss mean", "val/loss mean", "time_s mean", "verdict"])
+        for row in comparison.rows:
+            table.add_data(row["variant"], len(row["statuses"]), *row["final"], row["train_loss"][0],
+                           row["val_loss"][0], row["time_s"][0], row.get("verdict"))
+        media: dict[str, Any] = {"comparison/table": table}
+        if curves.exists():
+            media["comparison/curves"] = wandb.Image(str(curves))
+        run.log(media)
+        return run.id
+    finally:
+        run.finish()

@@ -95,3 +95,17 @@ def test_a_study_has_its_own_run_with_trials_plots_and_test(offline, tmp_path):
     assert run.group == "lenet-lr" and run.tags == ["study"]
     assert run.media() == {"study/trials": "table-file", "study/slice": "image-file"}
     assert run.summary["test.test/acc"] == 0.88 and run.summary["best.params.model.lr"] == 0.1
+
+
+def test_a_comparison_groups_its_runs_and_adds_its_table(offline, tmp_path):
+    root = tmp_path / "runs"
+    assert main(["compare", "--config", str(CONFIG_DIR / "synthetic" / "linear_regression.yaml"), "--vary",
+                 "model.optimizer=sgd,adam", "--name", "opt", "--root", str(root), "--trainer.max_epochs=1",
+                 *QUIET]) == 0
+    study = root / "compare-opt"
+    (folder,) = (study / "wandb").glob("offline-run-*")
+    comparison = read_finished_run(folder)
+    assert comparison.group == "opt" and comparison.tags == ["comparison"]
+    assert comparison.media() == {"comparison/table": "table-file", "comparison/curves": "image-file"}
+    variant = offline_run(study / "optimizer-adam" / "seed0")
+    assert variant.group == "opt" and variant.name == "opt/optimizer-adam/seed0"
