@@ -85,6 +85,10 @@ def result_paragraph(run_dir: Path) -> Optional[str]:
         parts.append("test: " + ", ".join(f"{key} {_number(value)}" for key, value in test.items()))
     if fit.get("error"):
         parts.append(f"stopped by: {fit['error']}")
-    files = [name for name in ("summary.json", "metrics.csv", "curves.png", "config.yaml", "checkpoints")
+    files = [name for name in ("summary.json", "metrics.csv", "curves.png", "config.yaml", "checkpoints", "wandb")
              if (Path(run_dir) / name).exists()]
-    return "; ".join(parts) + f". Files in {run_dir}: {', '.join(files)}."
+    text = "; ".join(parts) + f". Files in {run_dir}: {', '.join(files)}."
+    offline = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+    if offline:
+        text += f" W&B ran offline; upload it with: wandb sync {offline[-1]}"
+    return text

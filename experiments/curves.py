@@ -58,6 +58,12 @@ def write_curves(run: Path) -> Optional[Path]:
             if not values:
                 continue
             epochs = sorted(values)
+            if stage == "test":  # one evaluation of the best checkpoint, after the last epoch
+                last = max((epoch for key, series in metrics.items() if key.startswith("train/") for epoch in series),
+                           default=epochs[-1])
+                axis.plot([last + 1], [values[epochs[-1]]], marker="*", markersize=10, linestyle="none",
+                          label=f"test/{quantity} (best checkpoint)")
+                continue
             axis.plot([epoch + 1 for epoch in epochs], [values[epoch] for epoch in epochs], linestyle=style,
                       marker="o" if len(epochs) < 30 else None, markersize=3, label=f"{stage}/{quantity}")
         finite = [y for line in axis.get_lines() for y in line.get_ydata() if math.isfinite(y)]
