@@ -31,12 +31,21 @@ def class_from(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+class _HparamsLoader(yaml.SafeLoader):
+    """Safe YAML plus the tuples Lightning writes into hparams.yaml (``input_shape``)."""
+
+
+_HparamsLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                               lambda loader, node: tuple(loader.construct_sequence(node)))
+
+
 def fresh_task(run: Path, seed: int = 0) -> nn.Module:
-    """The run's task as it was before training (same hyperparameters, initialised with ``seed``)."""
-    trained = trained_task(run)
+    """The run's task as it was before training (its hyperparameters, initialised with ``seed``); also for a
+    run that diverged before its first checkpoint."""
+    hparams = yaml.load((run / "hparams.yaml").read_text(), Loader=_HparamsLoader)
+    cls = class_from(run_config(run)["model"]["class_path"])
     torch.manual_seed(seed)
-    hparams = {key: value for key, value in dict(trained.hparams).items() if not key.startswith("_")}
-    return type(trained)(**hparams)
+    return cls(**{key: value for key, value in hparams.items() if not key.startswith("_")})
 
 
 def trained_task(run: Path) -> nn.Module:
@@ -158,8 +167,10 @@ def gradient_norms(comparison: Comparison, out: Path) -> list[str]:
     norms: dict[str, dict[str, list[float]]] = {}
     for index, variant in enumerate(comparison.variants):
         run = comparison.run(variant, 0)
+        trained = (run / "checkpoints" / "last.ckpt").exists()  # a run that diverged at once has none
         norms[variant.name] = {"before training": layer_gradient_norms(fresh_task(run), inputs, labels),
-                               "after training": layer_gradient_norms(trained_task(run), inputs, labels)}
+                               "after training": layer_gradient_norms(trained_task(run), inputs, labels)
+                               if trained else []}
         for axis, moment in zip(axes, ("before training", "after training"), strict=True):
             values = norms[variant.name][moment]
             axis.plot(range(1, len(values) + 1), values, marker="o", color=f"C{index}", label=variant.name)
@@ -179,8 +190,9 @@ def gradient_norms(comparison: Comparison, out: Path) -> list[str]:
              "![gradient norm per layer](gradient_norms.png)", "",
              "| variant | first/last before training | first/last after training |", "| --- | --- | --- |"]
     for name, moments in norms.items():
-        ratios = [moments[m][0] / moments[m][-1] for m in ("before training", "after training")]
-        lines.append(f"| {name} | {ratios[0]:.2g} | {ratios[1]:.2g} |")
+        ratios = [f"{moments[m][0] / moments[m][-1]:.2g}" if moments[m] else "no checkpoint"
+                  for m in ("before training", "after training")]
+        lines.append(f"| {name} | {ratios[0]} | {ratios[1]} |")
     return [*lines, ""]
 
 
@@ -286,6 +298,9 @@ def polynomial_fits(comparison: Comparison, out: Path) -> list[str]:
     lines = ["## The fitted polynomials", "", "![fitted curves over the training points](fit.png)", "",
              "| variant | learned bias and coefficients of x^i/i! (seed 0) |", "| --- | --- |"]
     for index, variant in enumerate(comparison.variants):
+        if not (comparison.run(variant, 0) / "checkpoints" / "last.ckpt").exists():
+            lines.append(f"| {variant.name} | no checkpoint (the run diverged) |")
+            continue
         task = trained_task(comparison.run(variant, 0)).eval()
         degree = task.hparams.in_features
         terms = grid[:, None] ** powers[:degree] / factorials[:degree]
