@@ -137,8 +137,8 @@ def activation_histograms(comparison: Comparison, out: Path) -> list[str]:
                 axis = axes[row][column]
                 axis.hist(values.numpy(), bins=30, range=span, color=f"C{row}")
                 zeros = float((values == 0).float().mean())
-                axis.set_title(f"layer {column + 1}: std {values.std():.3g}" + (f", {zeros:.0%} zero" if zeros >= 0.005 else ""),
-                               fontsize=7)
+                shown = f", {zeros:.0%} zero" if zeros >= 0.005 else ""
+                axis.set_title(f"layer {column + 1}: std {values.std():.3g}{shown}", fontsize=7)
                 axis.tick_params(labelsize=6)
                 axis.set_yticks([])
                 stats.append((variant.name, column + 1, float(values.std()), zeros))
