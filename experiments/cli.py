@@ -310,7 +310,8 @@ def run_lightning(argv: list[str]) -> int:
         else:
             cli = LitexpCLI(resolve_run_directory(with_default_config(argv)))
             if argv[0] in EVAL_COMMANDS and cli.run_dir is not None and not cli.config[cli.subcommand].get("quiet"):
-                print(f"litexp: {argv[0]} results written to {cli.run_dir}", file=sys.stderr)
+                where = cli.run_dir / "predictions.csv" if argv[0] == "predict" else cli.run_dir / "summary.json"
+                print(f"litexp: {argv[0]} results written to {where}", file=sys.stderr)
     except (Interrupted, SIGTERMException) as stopped:
         fallback = stopped if isinstance(stopped, Interrupted) else Interrupted(signal.SIGTERM, -1, -1)
         interrupt = stop.stopped or fallback
