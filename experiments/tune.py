@@ -35,6 +35,7 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
+from optuna.trial import TrialState
 
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
 from experiments.study_report import compute_facts, trial_counts, write_plots, write_report
@@ -93,6 +94,7 @@ def option_parser() -> argparse.ArgumentParser:
                              "the earlier report and refit move to <study dir>/earlier/<n>/")
     parser.add_argument("--heartbeat-interval", type=int, default=int(HEARTBEAT_S),
                         help="RDB storages: seconds between a running trial's heartbeats")
+    parser.add_argument("--quiet", action="store_true", help="no progress line per fold and trial (for logs)")
     parser.add_argument("--grace-period", type=int, default=int(GRACE_S),
                         help="RDB storages: a running trial silent this many seconds is failed (its worker died)")
     return parser
@@ -158,12 +160,42 @@ def finish_wandb(trainer) -> None:
             wandb.finish()
 
 
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 class Objective:
     def __init__(self, options, space: SearchSpace, base_args: list[str], study_dir: Path, metric: str,
                  stop: StopOnSignal) -> None:
         self.options, self.space, self.base_args = options, space, base_args
         self.study_dir, self.metric, self.stop = study_dir, metric, stop
         self.interrupted_trial: Optional[int] = None
+        self.started = time.monotonic()
+
+    def progress(self, line: str) -> None:
+        """One line of live progress (``--quiet`` turns them off), with the elapsed time."""
+        if not self.options.quiet:
+            elapsed = time.monotonic() - self.started
+            print(f"litexp tune [{clock(elapsed)}]: {line}", flush=True)
+
+    def trial_line(self, trial: optuna.Trial, state: str, values: list[float]) -> str:
+        """``trial n (k of N finished): state, mean +- std; best so far; elapsed and ETA``."""
+        study = trial.study
+        complete = state == "complete"
+        finished = trial_counts(study)["finished"] + (complete or state.startswith("pruned"))  # this one too
+        scores = [(t.value, t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        if complete:
+            scores.append((float(np.mean(values)), trial.number))
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        best = (max if maximize else min)(scores, default=None)
+        result = (f"{self.metric} {np.mean(values):.4f} ± {np.std(values):.4f} over {len(values)} folds"
+                  if complete else f"after {len(values)} fold(s)")
+        best_text = f"best so far trial {best[1]}: {best[0]:.4f}" if best else "no complete trial yet"
+        elapsed = time.monotonic() - self.started
+        eta = clock(elapsed / finished * max(0, self.options.n_trials - finished)) if finished else "?"
+        return (f"trial {trial.number} {state}, {result}; {best_text}; {finished} of {self.options.n_trials} "
+                f"finished, ETA {eta}")
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
@@ -177,18 +209,23 @@ class Objective:
                 self.stop.check(trial.number)
                 values.append(self.fold(trial, params, fold, values, epochs))
                 fit_time += self.last_fit_time
+                self.progress(f"trial {trial.number} fold {fold + 1} of {self.options.folds}: {self.metric} "
+                              f"{values[-1]:.4f} ({epochs[-1]} epochs, {self.last_fit_time:.1f} s)")
         except Interrupted:
             self.interrupted_trial = trial.number
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("fail_reason", f"interrupted by {signal.Signals(self.stop.signum).name}")
             raise
-        except optuna.TrialPruned:
+        except optuna.TrialPruned as pruned:
+            self.progress(self.trial_line(trial, f"pruned ({pruned})", values))
             raise
         except DivergedError as error:  # the fit names the step; the study goes on
             trial.set_user_attr("fail_reason", str(error)[:500])
+            self.progress(self.trial_line(trial, "failed (diverged)", values))
             raise
         except Exception as error:
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
+            self.progress(self.trial_line(trial, f"failed ({type(error).__name__})", values))
             raise
         finally:
             trial.set_user_attr("fold_values", values)
@@ -198,6 +235,7 @@ class Objective:
                 torch.cuda.empty_cache()  # a trial that ran out of memory leaves room for the next
             gc.collect()
         trial.set_user_attr("fold_std", float(np.std(values)))
+        self.progress(self.trial_line(trial, "complete", values))
         return float(np.mean(values))
 
     def fold(self, trial: optuna.Trial, params: dict[str, Any], fold: int, values: list[float],

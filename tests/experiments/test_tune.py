@@ -114,10 +114,14 @@ def test_several_devices_per_trial_are_refused(tmp_path, capsys, override):
 
 
 # -- fold scoring, pruning, failures ---------------------------------------------------------------
-def test_objective_is_the_mean_of_independent_fold_runs(tmp_path, fake_data_dir, litexp):
+def test_objective_is_the_mean_of_independent_fold_runs(tmp_path, fake_data_dir, litexp, capsys):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.05, high: 0.5, log: true}\n")
     assert run_tune(tmp_path, space, "--n-trials", "1", "--folds", "2", "--no-refit") == 0
     trial = load_study(tmp_path).trials[0]
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("litexp tune [")]
+    assert len(progress) == 3 and "trial 0 fold 1 of 2: val/acc" in progress[0] and "fold 2 of 2" in progress[1]
+    assert f"trial 0 complete, val/acc {trial.value:.4f}" in progress[2]
+    assert "best so far trial 0" in progress[2] and "1 of 1 finished, ETA 0:00:00" in progress[2]
     fold_values = []
     for fold in range(2):
         code, run_dir = litexp("fit", "--config", BASE, "--trainer.max_epochs=1", "--data.batch_size=32",
@@ -131,7 +135,7 @@ def test_objective_is_the_mean_of_independent_fold_runs(tmp_path, fake_data_dir,
     assert trial.user_attrs["fold_epochs"] == [1, 1] and trial.user_attrs["fit_time_s"] > 0
 
 
-def test_a_clearly_worse_trial_is_pruned_in_its_first_fold(tmp_path, fake_data_dir):
+def test_a_clearly_worse_trial_is_pruned_in_its_first_fold(tmp_path, fake_data_dir, capsys):
     space = write_space(tmp_path, "model.lr: {type: float, low: 1.0e-7, high: 1.0, log: true}\n", epochs=2)
     study = optuna.create_study(study_name="s", storage=tune.open_storage(None, tmp_path / "study"),
                                 direction="maximize")
@@ -143,6 +147,9 @@ def test_a_clearly_worse_trial_is_pruned_in_its_first_fold(tmp_path, fake_data_d
     assert good.state == TrialState.COMPLETE and sorted(good.intermediate_values) == [0, 1, 2, 3]
     assert bad.state == TrialState.PRUNED
     assert bad.user_attrs["fold_epochs"] == [1] and list(bad.intermediate_values) == [0]
+    out = capsys.readouterr().out
+    assert "trial 2 pruned (pruned at fold 0, step 0), after 0 fold(s); best so far trial " in out
+    assert "3 of 3 finished, ETA 0:00:00" in out
 
 
 def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path, fake_data_dir, monkeypatch):
