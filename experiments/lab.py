@@ -44,6 +44,7 @@ from experiments.lab_figures import (
     lowest_training_loss,
     polynomial_fits,
     ranking,
+    relative_to_first,
 )
 from experiments.wandb_media import log_comparison
 from litexp.errors import LitexpError
@@ -140,7 +141,7 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
            (Variant("degree3", ("--data.degree=3",), "features x .. x^3/3!"),
             Variant("degree1", ("--data.degree=1",), "feature x only"),
             Variant("degree19", ("--data.degree=19",), "features x .. x^19/19!")),
-           extras=(generalisation_gap, polynomial_fits), findings=(final_gaps,)),
+           extras=(generalisation_gap, polynomial_fits), findings=(final_gaps, relative_to_first)),
     Recipe("batchnorm", "Batch normalisation", "d2l 8.5 (batch normalization)",
            "The book's LeNet (sigmoid, average pooling, SGD lr 0.9) without and with batch norm before every "
            "sigmoid: the curves and the epochs it takes to reach 80 % validation accuracy.",

@@ -406,3 +406,14 @@ def gradient_ratios(comparison: Comparison, out: Path) -> list[str]:
     shown = ", ".join(f"{name} {moments['before training'][0] / moments['before training'][-1]:.2g}"
                       for name, moments in norms.items())
     return [f"Gradient norm of the first layer over the last, before training: {shown}."]
+
+
+def relative_to_first(comparison: Comparison, out: Path) -> list[str]:
+    """Each variant's final training and validation loss as a multiple of the first variant's."""
+    base = comparison.rows[0]
+    parts = []
+    for row in comparison.rows[1:]:
+        if math.isfinite(row["train_loss"][0]) and math.isfinite(row["val_loss"][0]):
+            parts.append(f"{row['variant']} x{row['train_loss'][0] / base['train_loss'][0]:.3g} (training) and "
+                         f"x{row['val_loss'][0] / base['val_loss'][0]:.3g} (validation)")
+    return [f"Final losses against {base['variant']}'s: {'; '.join(parts)}."]
