@@ -44,6 +44,8 @@ ENTRIES = (
           ("test/map50", 0.5)),
     Entry("fcn", "FCN, ResNet-18 backbone (d2l 14.11)", "segmentation/fcn.yaml", ("test/miou", "test/pixel_acc"),
           ("test/miou", 0.6)),
+    Entry("fcn_long", "FCN, 16 epochs", "segmentation/fcn_long.yaml", ("test/miou", "test/pixel_acc"),
+          ("test/miou", 0.6)),
 )
 
 
