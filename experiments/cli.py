@@ -139,8 +139,6 @@ class LitexpCLI(LightningCLI):
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
         quiet = bool(config.get("quiet"))
         configure_output(quiet)
-        if not quiet and stage == "fit" and is_main_process():
-            print(f"litexp: run directory {self.run_dir}", file=sys.stderr, flush=True)
 
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or [])
@@ -169,6 +167,8 @@ class LitexpCLI(LightningCLI):
         except OSError as error:
             raise LitexpError(f"cannot create the run directory {self.run_dir} ({error.strerror}); choose a "
                               f"writable --run.root") from None
+        if not quiet and stage == "fit" and is_main_process():  # the first line of a fit that will train
+            print(f"litexp: run directory {self.run_dir}", file=sys.stderr, flush=True)
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test"):

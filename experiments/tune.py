@@ -59,7 +59,8 @@ from litexp.errors import DivergedError, LitexpError
 
 POLL_S = 2.0  # how often a worker waiting for others' trials looks at the storage
 # every run of a study: quiet, one device (several devices per trial: see the README)
-RUN_DEFAULTS = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.devices=1")
+RUN_DEFAULTS = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.devices=1",
+                "--quiet")  # the study prints its own line per fold and trial
 
 
 class OptionError(argparse.ArgumentParser):

@@ -47,8 +47,9 @@ def test_a_signal_stops_the_fit_cleanly(tmp_path, signum):
     assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
     ours = [line for line in stderr.splitlines() if line.startswith("litexp:")]
-    assert len(ours) == 1 and f"interrupted by {signal.Signals(signum).name} at epoch" in ours[0], stderr
-    assert f"litexp fit --resume {run}" in ours[0]
+    assert len(ours) == 2 and ours[0] == f"litexp: run directory {run}", stderr
+    assert f"interrupted by {signal.Signals(signum).name} at epoch" in ours[1], stderr
+    assert f"litexp fit --resume {run}" in ours[1]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

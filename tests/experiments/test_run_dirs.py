@@ -57,7 +57,8 @@ def test_a_diverged_fit_stops_with_one_line_and_valid_json(tmp_path, capsys):
 
     assert fit(tmp_path, "--run.name=nan", "--model.lr=1e30", "--trainer.max_epochs=3") == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith("litexp: error: training loss is ") and " at step " in error[0]
+    assert len(error) == 2 and error[0].startswith("litexp: run directory ")  # it began training
+    assert error[1].startswith("litexp: error: training loss is ") and " at step " in error[1]
     (summary_path,) = (tmp_path / "nan").glob("*/summary.json")
     text = summary_path.read_text()
     assert "NaN" not in text and "Infinity" not in text
