@@ -8,7 +8,8 @@ Per run (``WandbMedia``, rank 0, only when the W&B logger is on):
 - media, for the split just evaluated (``val`` at the end of the fit, ``test`` after a test):
   classification: the confusion matrix (image and W&B's interactive chart) and a grid of misclassified
   images; language models: generated samples; seq2seq: translations next to their references, each
-  with its attention heatmap.
+  with its attention heatmap; detection and segmentation: the first images with their ground truth and
+  the predicted boxes or masks.
 
 Per study (``log_study``): one more run in the study's group holding the trials table (parameters,
 fold values, mean and std, state), the Optuna plots as images and the refit's single test result in
@@ -98,6 +99,8 @@ class WandbMedia(Callback):
 def task_media(task, datamodule, loader, stage: str) -> dict[str, Any]:
     from lit_models.tasks import ClassificationTask, LanguageModelTask, Seq2SeqTask
 
+    if hasattr(task, "prediction_examples"):  # detection, segmentation: the pictures predict draws
+        return prediction_pictures(task, datamodule, loader, stage)
     if isinstance(task, ClassificationTask):
         return classification_media(task, datamodule, loader, stage)
     if isinstance(task, LanguageModelTask):
@@ -137,6 +140,26 @@ def classification_media(task, datamodule, loader, stage: str) -> dict[str, Any]
         f"no {stage} image is misclassified"
     media[f"{stage}/misclassified"] = wandb.Image(misclassified_figure(wrong, names), caption=caption)
     return media
+
+
+def prediction_pictures(task, datamodule, loader, stage: str) -> dict[str, Any]:
+    """The first images of the split with their ground truth and the predicted boxes or masks."""
+    import tempfile
+
+    import wandb
+    from PIL import Image
+
+    from experiments.pictures import write_pictures
+
+    task.predict_step(_device_batch(task, datamodule, next(iter(loader))), 0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_pictures(task.prediction_examples, Path(folder) / "pictures.png",
+                              getattr(datamodule, "class_names", ()))
+        if path is None:
+            return {}
+        with Image.open(path) as opened:
+            picture = wandb.Image(opened.convert("RGB"), caption="left: ground truth, right: prediction")
+    return {f"{stage}/predictions": picture}
 
 
 def class_names(datamodule, num_classes: int) -> list[str]:

@@ -109,3 +109,13 @@ def test_a_comparison_groups_its_runs_and_adds_its_table(offline, tmp_path):
     assert comparison.media() == {"comparison/table": "table-file", "comparison/curves": "image-file"}
     variant = offline_run(study / "optimizer-adam" / "seed0")
     assert variant.group == "opt" and variant.name == "opt/optimizer-adam/seed0"
+
+
+def test_detection_run_logs_pictures_of_its_predictions(fake_data_dir, offline, tmp_path):
+    small = ["--data.canvas_size=64", "--data.num_train=24", "--data.num_test=10", "--data.batch_size=8",
+             "--data.val_fraction=0.34", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+    code = main(["fit", "--config", str(CONFIG_DIR / "detection" / "ssd.yaml"), *small, "--run.root",
+                 str(tmp_path / "runs"), "--run.version", "v0", *QUIET])
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").glob("*/v0")
+    assert offline_run(run_dir).media()["val/predictions"] == "image-file"
