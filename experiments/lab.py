@@ -193,7 +193,8 @@ def run_recipe(recipe: Recipe, seeds: Optional[int], root: Path, out: Path, over
              f"Regenerate: `{command}` (runs in `{comparison.study}/`, reused on a rerun). Times are wall seconds "
              "on a shared 2-core CPU: noisy, compare them only as rough ratios.", "",
              f"Base: `experiments/configs/{recipe.config}` {' '.join(base)}".rstrip(), "", *variants, "",
-             "## Finding", "", *findings, "", "## Results", "", how_compared(comparison), "", *table(comparison), "",
+             "## Finding", "", *(f"- {line}" for line in findings), "",
+             "## Results", "", how_compared(comparison), "", *table(comparison), "",
              "![training loss and validation metric per epoch](curves.png)", "", *extra]
     (folder / "report.md").write_text("\n".join(lines).rstrip() + "\n")
     log_comparison(comparison, folder / "curves.png", overrides)
@@ -213,7 +214,7 @@ def write_index(out: Path) -> None:
             continue
         finding = json.loads(path.read_text())
         lines += [f"## [{recipe.title}]({name}/report.md)", "", f"`{finding['command']}`", "",
-                  *finding["finding"], ""]
+                  *(f"- {line}" for line in finding["finding"]), ""]
     (out / "README.md").write_text("\n".join(lines))
 
 
