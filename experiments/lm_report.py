@@ -223,12 +223,52 @@ def render(results: dict, report_dir: Path) -> None:
         options = " ".join((*row.overrides, *tokenization(row.tokens)))
         lines.append(f"- `{row.name}`: `litexp fit --config experiments/configs/{row.config} {options} "
                      f"--data.path <text> --test`")
+    lines += ["![validation perplexity over the trigram's, per row and text](lm.png)", ""]
     notes = report_dir / "lm_notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     lines.append("")
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "lm.md").write_text("\n".join(lines))
+    chart(results, report_dir / "lm.png")
+
+
+def chart(results: dict, path: Path) -> None:
+    """Per text, each measured row's validation perplexity divided by the trigram's: left of 1 beats it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    texts = [text for text in TEXTS.values() if results.get("rows", {}).get(text.name)]
+    if not texts:
+        return
+    figure, axes = plt.subplots(1, len(texts), figsize=(5.5 * len(texts), 6), squeeze=False)
+    for axis, text in zip(axes[0], texts, strict=True):
+        names, ratios, colours = [], [], []
+        for row in ROWS:
+            result = results["rows"][text.name].get(row.name)
+            base = results.get("baselines", {}).get(f"{text.name}:{json.dumps(row.tokens, sort_keys=True)}")
+            if result is None or base is None:
+                continue
+            names.append(row.name)
+            ratios.append(result["val_ppl"] / base["3gram"]["val"])
+            colours.append("tab:green" if ratios[-1] < 1 else "tab:grey")
+        positions = range(len(names))
+        axis.barh(list(positions), ratios, color=colours)
+        axis.set_yticks(list(positions), names)
+        axis.invert_yaxis()
+        axis.axvline(1.0, color="black", linewidth=1)
+        axis.set_xscale("log")
+        ticks = [tick for tick in (0.5, 0.75, 1, 1.5, 2, 4, 8) if min(ratios) / 1.2 <= tick <= max(ratios) * 1.2]
+        axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+        axis.minorticks_off()
+        axis.set_xlim(min(min(ratios), 1) / 1.2, max(max(ratios), 1) * 1.2)
+        axis.set_xlabel("val ppl / trigram's (log scale; < 1 beats it)")
+        axis.set_title(text.name)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
