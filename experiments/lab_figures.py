@@ -121,21 +121,25 @@ def activation_histograms(comparison: Comparison, out: Path) -> list[str]:
     inputs, _ = training_batch(comparison.run(comparison.variants[0], 0), 1000)
     lines = ["## Activations after one forward pass", "",
              "1,000 training images through the untrained network; each panel is one hidden layer's outputs "
-             "(the share of exact zeros and the standard deviation above it).", ""]
+             "(the share of exact zeros and the standard deviation above it; for ReLU the positive outputs, "
+             "each row on its own scale up to its 99th percentile).", ""]
     stats = []
     for activation, variants in by_activation.items():
         outputs = {variant.name: activation_outputs(fresh_task(comparison.run(variant, 0)), inputs)
                    for variant in variants}
         layers = max(len(values) for values in outputs.values())
+        bounded = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(activation)
         figure, axes = plt.subplots(len(variants), layers, figsize=(2.3 * layers, 1.7 * len(variants)),
-                                    squeeze=False, sharex=True)
-        span = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(activation)
-        if span is None:  # ReLU: up to the largest output seen
-            span = (0.0, max(float(value.max()) for values in outputs.values() for value in values) or 1.0)
+                                    squeeze=False, sharex=bounded is not None)
         for row, variant in enumerate(variants):
+            span = bounded
+            if span is None:  # ReLU: the positive outputs, each init on its own scale (they differ by 1e9)
+                positive = torch.cat([values[values > 0] for values in outputs[variant.name]])
+                span = (0.0, float(torch.quantile(positive[:100_000], 0.99)) if len(positive) else 1.0)
             for column, values in enumerate(outputs[variant.name]):
                 axis = axes[row][column]
-                axis.hist(values.numpy(), bins=30, range=span, color=f"C{row}")
+                shown_values = values if bounded is not None else values[values > 0]
+                axis.hist(shown_values.numpy(), bins=30, range=span, color=f"C{row}")
                 zeros = float((values == 0).float().mean())
                 shown = f", {zeros:.0%} zero" if zeros >= 0.005 else ""
                 axis.set_title(f"layer {column + 1}: std {values.std():.3g}{shown}", fontsize=7)
