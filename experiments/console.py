@@ -2,11 +2,11 @@
 
 Silenced, each for a reason (``NOTICES``); everything else still reaches the user:
 
-- Lightning's info lines ("GPU available: False, used: False", "Seed set to 0", the litlogger and
-  litmodels tips, "`Trainer.fit` stopped: `max_epochs` reached", "Restoring states from the
-  checkpoint path"): they repeat what the user chose or advertise a service; litexp prints the run
-  directory first and the result at the end instead. A GPU that is present but unused is a warning,
-  which stays.
+- Lightning's info lines of ``INFO_LINES`` ("GPU available: False, used: False", "Seed set to 0", the
+  litlogger and litmodels tips, "`Trainer.fit` stopped: `max_epochs` reached", restoring a
+  checkpoint): they repeat what the user chose or advertise a service; litexp prints the run
+  directory first and the result at the end instead. Every other info line stays (the CUDA
+  matmul-precision advice, litexp's own notes), and so does the warning about a GPU present but unused.
 - Lightning's CSV logger and checkpoint "exists and is not empty": litexp creates the run directory
   itself (always a fresh one, or the resumed run's own, whose rows and checkpoints it continues).
 - The ``_pytree`` ``LeafSpec`` deprecation: inside Lightning, nothing a user can change.
@@ -36,10 +36,24 @@ NOTICES = (
     (r"The number of training batches .* is smaller than the logging interval", "metrics are logged per epoch"),
     (r".*LightningCLI's args parameter", "litexp passes its arguments to LightningCLI on purpose"),
 )
-#: loggers whose INFO lines only repeat the user's choices or advertise (warnings and errors still pass)
+#: Lightning's info lines that only repeat the user's choices or advertise (anything else they log still passes,
+#: litexp's own notes such as "using the system copy of FashionMNIST" too)
+INFO_LINES = ("GPU available:", "TPU available:", "HPU available:", "Seed set to", "💡 Tip:", "`Trainer.fit` stopped:",
+              "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
+              "Restored all states from the checkpoint")
 INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed",
                 "lightning.fabric.utilities.rank_zero")
 SUMMARY_LOGGER = "lightning.pytorch.callbacks.model_summary"
+
+
+class QuietInfo(logging.Filter):
+    """Drops the INFO lines of ``INFO_LINES``; every warning, error and other line passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not str(record.getMessage()).lstrip().startswith(INFO_LINES)
+
+
+_QUIET_INFO = QuietInfo()
 
 _default_formatwarning = warnings.formatwarning
 
@@ -56,7 +70,9 @@ def configure_output(quiet: bool = False) -> None:
         warnings.filterwarnings("ignore", message=pattern)
     warnings.formatwarning = format_warning
     for name in INFO_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logger = logging.getLogger(name)
+        if _QUIET_INFO not in logger.filters:
+            logger.addFilter(_QUIET_INFO)
     logging.getLogger(SUMMARY_LOGGER).setLevel(logging.WARNING if quiet else logging.INFO)
 
 

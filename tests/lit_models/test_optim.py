@@ -27,6 +27,7 @@ EXPECTED_OPTIMIZERS = {
     "nesterov": (torch.optim.SGD, 0.9, True),
     "adagrad": (torch.optim.Adagrad, None, None),
     "rmsprop": (torch.optim.RMSprop, 0.0, None),
+    "adadelta": (torch.optim.Adadelta, None, None),
     "adam": (torch.optim.Adam, None, None),
     "adamw": (torch.optim.AdamW, None, None),
 }
