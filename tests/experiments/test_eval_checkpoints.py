@@ -53,6 +53,7 @@ def test_a_checkpoint_of_another_task_or_network_is_refused(linear_run, fake_dat
     assert main(["fit", "--config", str(CONFIG_DIR / "fashion_mnist/softmax.yaml"), "--trainer.max_epochs=1", *QUIET,
                  "--run.root", str(tmp_path / "runs"), "--run.name=soft"]) == 0
     softmax = next((tmp_path / "runs" / "soft").glob("*/checkpoints/best.ckpt"))
+    capsys.readouterr()  # the fit's own lines
     line = fails(capsys, "test", "--config", str(CONFIG_DIR / "fashion_mnist/mlp.yaml"), "--ckpt_path", str(softmax),
                  "--run.root", str(tmp_path / "r"))
     assert "does not fit the config" in line and "network 'softmax_regression' != 'mlp'" in line
