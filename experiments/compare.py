@@ -36,7 +36,8 @@ from litexp.errors import LitexpError
 
 MAXIMIZED = ("acc", "bleu", "f1", "auroc", "precision", "recall")
 #: overrides that change how a run is shown or logged, not what it computes: not part of the comparison's base
-DISPLAY_OPTIONS = ("--wandb.", "--trainer.enable_progress_bar", "--trainer.enable_model_summary")
+DISPLAY_OPTIONS = ("--wandb.", "--trainer.enable_progress_bar", "--trainer.enable_model_summary", "--quiet",
+                   "--no_quiet")
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

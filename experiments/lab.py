@@ -50,7 +50,7 @@ from experiments.wandb_media import log_comparison
 from litexp.errors import LitexpError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-REPORTS = Path(__file__).resolve().parent / "reports" / "lab"
+REPORTS = Path("experiments") / "reports" / "lab"  # relative: from the repository root, the committed reports
 
 
 def network_args(**args: Any) -> str:
@@ -159,7 +159,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("recipe", help=f"one of {', '.join(RECIPES)}, 'all', or 'list'")
     parser.add_argument("--seeds", type=int, default=None, help="runs per variant (default: the recipe's)")
     parser.add_argument("--root", type=Path, default=Path("runs"), help="where compare-lab-<recipe>/ goes")
-    parser.add_argument("--out", type=Path, default=REPORTS, help="where <recipe>/report.md goes")
+    parser.add_argument("--out", type=Path, default=REPORTS,
+                        help="where <recipe>/report.md goes (default: experiments/reports/lab: from the repository "
+                             "root, the committed reports)")
     args, overrides = parser.parse_known_args(argv)
     stray = [arg for arg in overrides if not arg.startswith("--")]
     if stray:
