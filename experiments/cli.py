@@ -134,7 +134,9 @@ class LitexpCLI(LightningCLI):
         named = any(arg.startswith(("--run.name", "--run.version")) for arg in self.args)
         if stage in EVAL_COMMANDS and not named and not os.environ.get(RUN_DIR_ENV):  # into the evaluated run
             self.run_dir = evaluation_dir(config.ckpt_path, stage, time.strftime("%Y%m%d-%H%M%S"))
-        self.run_dir = self.run_dir or new_run_dir(config.run, default_name, root=runs_root(config))
+        main_process = is_main_process()  # only global rank 0 creates, replaces and writes the run directory
+        self.run_dir = self.run_dir or new_run_dir(config.run, default_name, root=runs_root(config),
+                                                   claim=main_process)
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
         quiet = bool(config.get("quiet"))
@@ -163,11 +165,12 @@ class LitexpCLI(LightningCLI):
             **({"enable_progress_bar": False, "enable_model_summary": False} if quiet else {}),
         )
         try:  # the run's first write: an unwritable root fails here, in one line, before any training
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if main_process:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise LitexpError(f"cannot create the run directory {self.run_dir} ({error.strerror}); choose a "
                               f"writable --run.root") from None
-        if not quiet and stage == "fit" and is_main_process():  # the first line of a fit that will train
+        if not quiet and stage == "fit" and main_process:  # the first line of a fit that will train
             print(f"litexp: run directory {self.run_dir}", file=sys.stderr, flush=True)
 
     def after_fit(self) -> None:
@@ -181,9 +184,13 @@ class LitexpCLI(LightningCLI):
 
 
 def is_main_process() -> bool:
-    """Global rank 0 (before the Trainer exists): torchrun sets RANK; Lightning's launcher NODE_RANK and LOCAL_RANK."""
+    """Global rank 0 (before the Trainer exists): torchrun sets RANK; srun SLURM_PROCID (read as Lightning's
+    SLURMEnvironment does: SLURM_NTASKS set, job name not bash/interactive); Lightning's launcher NODE_RANK and
+    LOCAL_RANK."""
     if "RANK" in os.environ:
         return os.environ["RANK"] == "0"
+    if "SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        return os.environ.get("SLURM_PROCID", "0") == "0"
     return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 

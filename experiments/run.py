@@ -61,11 +61,15 @@ class WandbOptions:
     name: Optional[str] = None  # default: "<run name>/<version>"
 
 
-def new_run_dir(options: RunOptions, default_name: str, root: Optional[str] = None) -> Path:
+def new_run_dir(options: RunOptions, default_name: str, root: Optional[str] = None, claim: bool = True) -> Path:
     """A fresh, not yet created run directory (``RUN_DIR_ENV`` wins: all ranks share one).
 
     A timestamped version gets a suffix when taken; a version the user named must be free, unless
-    ``overwrite`` asks to delete the old run first.
+    ``overwrite`` asks to delete the old run first. ``claim=False`` is for a rank other than global
+    rank 0 that was started on its own (on another node, by torchrun or srun): global rank 0 owns the
+    directory, so this one deletes nothing and claims no timestamp (the path it names without a
+    version is never written); it still refuses a taken version, as rank 0 does, so that every rank
+    stops instead of waiting for rank 0.
     """
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV])
@@ -78,8 +82,11 @@ def new_run_dir(options: RunOptions, default_name: str, root: Optional[str] = No
             if not options.overwrite:
                 raise LitexpError(f"run directory {candidate} exists; choose another --run.version (or leave it out "
                                   f"for a timestamp), or pass --run.overwrite true to replace it")
-            shutil.rmtree(candidate)
+            if claim:
+                shutil.rmtree(candidate)
         return candidate
+    if not claim:  # rank 0's timestamp names the run; this rank writes nothing there
+        return base / time.strftime("%Y%m%d-%H%M%S")
     version = time.strftime("%Y%m%d-%H%M%S")
     candidate, suffix = base / version, 1
     while candidate.exists():
