@@ -9,6 +9,7 @@ Scaling to [0, 1], resizing and normalisation run on whole batches on the traini
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +28,8 @@ from datamodules.files import checksum_error, data_dir_path, file_digest, networ
 from litexp.errors import LitexpError
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+DECODED: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}  # this process's decoded splits
+DECODED_KEPT = 4  # a dataset's train and test split, and one other dataset's
 
 
 class VisionDataModule(DataModule):
@@ -140,8 +143,20 @@ class VisionDataModule(DataModule):
         return images[keep], relabel[labels[keep]]
 
     def load_all(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every image of ``split``, from the cache when its source files are unchanged."""
+        """Every image of ``split``, from the cache when its source files are unchanged.
+
+        Decoded once per process: the runs of a study (every fold of every trial) share the tensors,
+        which nobody modifies in place (batches are converted into new tensors)."""
         cache = self.data_dir / "litexp-cache" / f"{type(self).__name__}-{split}.pt"
+        key = (str(cache.resolve()), json.dumps(self._source_stamp()))
+        if key in DECODED:
+            return DECODED[key]
+        images, labels = DECODED[key] = self._load_all(split, cache)
+        while len(DECODED) > DECODED_KEPT:
+            DECODED.pop(next(iter(DECODED)))  # the oldest
+        return images, labels
+
+    def _load_all(self, split: str, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
         if cache.exists():
             try:
                 cached = torch.load(cache, weights_only=True)

@@ -21,6 +21,7 @@ from typing import Optional
 import yaml
 from jsonargparse import ActionYesNo
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import seed_everything
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -71,6 +72,9 @@ class LitexpCLI(LightningCLI):
                  resume: Optional[ResumePoint] = None) -> None:
         """Parse ``args`` (a subcommand first: fit, validate, test or predict) and run it."""
         self.run_dir: Optional[Path] = None
+        self.given_run_dir: Optional[Path] = None  # rebuild(): the run directory chosen by the caller
+        self.lock_test = False  # rebuild(): the data refuses to read its test split (a search's runs)
+        self.media = True  # W&B media at the end of a fit (rebuild(): a study's folds log facts and scalars)
         self.args = list(args)
         self.stop_on_signal = stop_on_signal  # fit only: a clean stop on SIGINT/SIGTERM
         self.resume = resume  # fit --resume: the run continued in place
@@ -117,6 +121,8 @@ class LitexpCLI(LightningCLI):
         self.config_init = self.parser.instantiate_classes(self.config)
         self.datamodule = self._get(self.config_init, "data")
         self.model = self._get(self.config_init, "model")
+        if self.lock_test:
+            self.datamodule.lock_test_split()
         missing = [name for name in self.model.data_attributes if not hasattr(self.datamodule, name)]
         if missing:
             raise LitexpError(f"{type(self.model).__name__} needs data that provides {', '.join(missing)}; "
@@ -132,12 +138,14 @@ class LitexpCLI(LightningCLI):
         default_name = f"{network}-{type(self.datamodule).__name__}".lower()
         self.run_dir = None
         named = any(arg.startswith(("--run.name", "--run.version")) for arg in self.args)
-        if stage in EVAL_COMMANDS and not named and not os.environ.get(RUN_DIR_ENV):  # into the evaluated run
-            self.run_dir = evaluation_dir(config.ckpt_path, stage, time.strftime("%Y%m%d-%H%M%S"))
         main_process = is_main_process()  # only global rank 0 creates, replaces and writes the run directory
-        self.run_dir = self.run_dir or new_run_dir(config.run, default_name, root=runs_root(config),
-                                                   claim=main_process)
-        os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
+        if self.given_run_dir is not None:  # rebuild(): chosen by the caller, never shared through the env
+            self.run_dir = fresh_run_dir(self.given_run_dir)
+        elif stage in EVAL_COMMANDS and not named and not os.environ.get(RUN_DIR_ENV):  # into the evaluated run
+            self.run_dir = evaluation_dir(config.ckpt_path, stage, time.strftime("%Y%m%d-%H%M%S"))
+        if self.run_dir is None:
+            self.run_dir = new_run_dir(config.run, default_name, root=runs_root(config), claim=main_process)
+            os.environ[RUN_DIR_ENV] = str(self.run_dir)  # ranks that Lightning launches reuse it
         label = f"{config.run.name or default_name}/{self.run_dir.name}"
         quiet = bool(config.get("quiet"))
         configure_output(quiet)
@@ -156,7 +164,7 @@ class LitexpCLI(LightningCLI):
         if stage == "predict":
             callbacks.append(PredictionCSV(self.run_dir))
         else:
-            callbacks.append(WandbMedia(self.run_dir))  # facts and media, when the W&B logger is on
+            callbacks.append(WandbMedia(self.run_dir, self.media))  # facts and media, when the W&B logger is on
         self.trainer = self.instantiate_trainer(
             default_root_dir=str(self.run_dir),
             logger=build_loggers(self.run_dir, config.wandb, label, resume=self.resume,
@@ -173,6 +181,25 @@ class LitexpCLI(LightningCLI):
         if not quiet and stage == "fit" and main_process:  # the first line of a fit that will train
             print(f"litexp: run directory {self.run_dir}", file=sys.stderr, flush=True)
 
+    def rebuild(self, config, run_dir: Path, lock_test: bool = False, media: bool = True,
+                config_dump: Optional[dict] = None) -> None:
+        """Another run of this parsed CLI without parsing again: ``config`` (a copy of ``self.config`` with
+        other values set, e.g. a study's trial and fold) built into model, data and trainer, seeded as a
+        parsed fit is, writing into ``run_dir``; ``lock_test``: its data refuses to read the test split;
+        ``media``: W&B pictures and tables at the end of the fit (scalars are always logged);
+        ``config_dump``: ``config``'s ``fit`` part as LightningCLI dumps it (saved with the model's
+        hyperparameters), when the caller has it without dumping again."""
+        self.config, self.given_run_dir, self.lock_test, self.media = config, Path(run_dir), lock_test, media
+        self.__dict__.pop("config_dump", None)  # LightningCLI's cached dump of the previous config
+        if config_dump is not None:
+            self.config_dump = config_dump
+        seed = config[self.subcommand].get("seed_everything")
+        if seed is not False:  # as LightningCLI seeds a parsed fit (True was drawn once, when parsed)
+            seed_everything(seed, workers=True)
+        self.before_instantiate_classes()
+        self.instantiate_classes()
+        self.after_instantiate_classes()
+
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test"):
             return
@@ -181,6 +208,13 @@ class LitexpCLI(LightningCLI):
         # the best checkpoint by path: "best" would make Lightning note that there are two checkpoint callbacks
         best = None if self.trainer.fast_dev_run else (self.trainer.checkpoint_callback.best_model_path or "best")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
+
+
+def fresh_run_dir(path: Path) -> Path:
+    """``path`` as a run directory chosen by the caller: it must not hold an earlier run."""
+    if path.exists() and any(path.iterdir()):
+        raise LitexpError(f"run directory {path} exists and is not empty; an earlier run is never overwritten")
+    return path
 
 
 def is_main_process() -> bool:

@@ -147,15 +147,15 @@ def representative_values(dist: BaseDistribution) -> list[Any]:
     return [dist.low, dist.high] if dist.low != dist.high else [dist.low]
 
 
-def check_with_cli(space: SearchSpace, check: Callable[[list[str]], None]) -> None:
-    """Run ``check(args)`` (parse + build model and data, no training) for every key and end value.
+def check_with_cli(space: SearchSpace, check: Callable[[dict[str, Any]], None]) -> None:
+    """Run ``check({key: value})`` (parse and build, no training) for every key and end value.
 
     ``check`` raises ``LitexpError`` with the CLI's one-line reason; this names the key.
     """
     for key, dist in space.params.items():
         for value in representative_values(dist):
             try:
-                check(cli_args({key: value}))
+                check({key: value})
             except LitexpError as error:
                 raise LitexpError(f"search space: {key}={format_value(value)} is not accepted: {error}") from None
 

@@ -23,6 +23,7 @@ import gc
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -39,7 +40,8 @@ from optuna.trial import TrialState
 
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
 from experiments.study_report import compute_facts, trial_counts, write_plots, write_report
-from experiments.study_runs import build_cli, check_single_device, make_checker, test_split_locked
+from experiments.study_ddp import FoldProcess, link_callback_arg
+from experiments.study_runs import StudyRuns, devices_per_trial
 from experiments.study_signals import Interrupted, StopCheck, StopOnSignal, quiet_logging
 from experiments.study_store import (
     GRACE_S,
@@ -58,9 +60,10 @@ from experiments.wandb_media import log_study
 from litexp.errors import DivergedError, LitexpError
 
 POLL_S = 2.0  # how often a worker waiting for others' trials looks at the storage
-# every run of a study: quiet, one device (several devices per trial: see the README)
-RUN_DEFAULTS = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.devices=1",
-                "--quiet")  # the study prints its own line per fold and trial
+FAILURES_IN_A_ROW = 5  # a worker whose trials all fail stops instead of drawing trials forever
+# every run of a study: quiet (the study prints its own line per fold and trial); one device unless the
+# configs or overrides ask for several with DDP (see devices_per_trial)
+RUN_DEFAULTS = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--quiet")
 
 
 class OptionError(argparse.ArgumentParser):
@@ -111,44 +114,46 @@ def fit_or_stop(trainer, stop: StopOnSignal, trial: Optional[int], refit: bool, 
         if stop.signum is not None:
             raise Interrupted(stop.signum, trial, refit) from None
         raise
-    finally:
-        finish_wandb(trainer)
 
 
 # -- one trial ----------------------------------------------------------------------------------
-class FoldReporter(Callback):
-    """Reports the running fold mean to the pruner, stops on non-finite loss, tags W&B runs."""
+class FoldPruning:
+    """One fold's link to its trial: each epoch's fold metric, as the running fold mean, to the pruner."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, fold: int, previous: list[float], prune: bool,
-                 tags: dict[str, Any]) -> None:
-        self.trial, self.metric, self.fold, self.previous, self.prune = trial, metric, fold, previous, prune
-        self.tags = tags
+    def __init__(self, trial: optuna.Trial, fold: int, max_epochs: int, previous: list[float], prune: bool) -> None:
+        self.trial, self.fold, self.max_epochs, self.previous, self.prune = trial, fold, max_epochs, previous, prune
         self.last_value: Optional[float] = None
         self.pruned_at: Optional[int] = None
+
+    def epoch_end(self, value: float, epoch: int) -> bool:
+        """Report epoch ``epoch``'s value; True when the trial is to stop here."""
+        self.last_value = value
+        # steps never collide: fold k owns steps k * max_epochs .. (k + 1) * max_epochs - 1
+        step = self.fold * self.max_epochs + epoch
+        self.trial.report((sum(self.previous) + value) / (len(self.previous) + 1), step)
+        if self.prune and self.trial.should_prune():
+            self.pruned_at = step
+            return True
+        return False
+
+
+class FoldReporter(Callback):
+    """In-process folds: the pruning link per validation epoch, stop on non-finite loss, W&B tags."""
+
+    def __init__(self, pruning: FoldPruning, metric: str, tags: dict[str, Any]) -> None:
+        self.pruning, self.metric, self.tags = pruning, metric, tags
 
     def on_fit_start(self, trainer, pl_module):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.config.update(self.tags, allow_val_change=True)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise DivergedError(f"training loss is {float(loss.detach().float().mean())} at step "
-                                f"{trainer.global_step} (fold {self.fold}, epoch {trainer.current_epoch})")
-
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
         if self.metric not in trainer.callback_metrics:
             raise LitexpError(f"metric {self.metric!r} was not logged; logged: {', '.join(trainer.callback_metrics)}")
-        self.last_value = float(trainer.callback_metrics[self.metric])
-        # steps never collide: fold k owns steps k * max_epochs .. (k + 1) * max_epochs - 1
-        step = self.fold * trainer.max_epochs + trainer.current_epoch
-        running_mean = (sum(self.previous) + self.last_value) / (len(self.previous) + 1)
-        self.trial.report(running_mean, step)
-        if self.prune and self.trial.should_prune():
-            self.pruned_at = step
+        if self.pruning.epoch_end(float(trainer.callback_metrics[self.metric]), trainer.current_epoch):
             trainer.should_stop = True  # ends this fold cleanly; the objective then raises TrialPruned
 
 
@@ -167,12 +172,14 @@ def clock(seconds: float) -> str:
 
 
 class Objective:
-    def __init__(self, options, space: SearchSpace, base_args: list[str], study_dir: Path, metric: str,
-                 stop: StopOnSignal) -> None:
-        self.options, self.space, self.base_args = options, space, base_args
-        self.study_dir, self.metric, self.stop = study_dir, metric, stop
+    def __init__(self, options, space: SearchSpace, runs: StudyRuns, study_dir: Path, metric: str,
+                 stop: StopOnSignal, devices: int = 1) -> None:
+        self.options, self.space, self.runs = options, space, runs
+        self.study_dir, self.metric, self.stop, self.devices = study_dir, metric, stop, devices
         self.interrupted_trial: Optional[int] = None
         self.started = time.monotonic()
+        self.last_fit_time = 0.0
+        self.failures_in_a_row, self.last_failure = 0, ""
 
     def progress(self, line: str) -> None:
         """One line of live progress (``--quiet`` turns them off), with the elapsed time."""
@@ -218,15 +225,19 @@ class Objective:
             trial.set_user_attr("fail_reason", f"interrupted by {signal.Signals(self.stop.signum).name}")
             raise
         except optuna.TrialPruned as pruned:
+            self.failures_in_a_row = 0
             self.progress(self.trial_line(trial, f"pruned ({pruned})", values))
             raise
         except DivergedError as error:  # the fit names the step; the study goes on
+            self.failures_in_a_row, self.last_failure = self.failures_in_a_row + 1, str(error)
             trial.set_user_attr("fail_reason", str(error)[:500])
             self.progress(self.trial_line(trial, "failed (diverged)", values))
             raise
         except Exception as error:
+            self.failures_in_a_row, self.last_failure = self.failures_in_a_row + 1, f"{type(error).__name__}: {error}"
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
             self.progress(self.trial_line(trial, f"failed ({type(error).__name__})", values))
+            gc.collect()  # a trial that ran out of memory leaves room for the next
             raise
         finally:
             trial.set_user_attr("fold_values", values)
@@ -234,8 +245,8 @@ class Objective:
             trial.set_user_attr("fit_time_s", round(fit_time, 3))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # a trial that ran out of memory leaves room for the next
-            gc.collect()
         trial.set_user_attr("fold_std", float(np.std(values)))
+        self.failures_in_a_row = 0
         self.progress(self.trial_line(trial, "complete", values))
         return float(np.mean(values))
 
@@ -243,28 +254,44 @@ class Objective:
              epochs: list[int]) -> float:
         """Train fold ``fold`` of the trial; its final validation metric."""
         folds, study_name = self.options.folds, self.options.study_name
-        cli = build_cli(self.options.config, [
-            *self.base_args, *cli_args(params), f"--data.num_folds={folds}", f"--data.fold={fold}",
-            f"--run.root={self.study_dir / 'trials'}", f"--run.name=trial{trial.number}",
-            f"--run.version=fold{fold}", f"--wandb.group={study_name}",
-            f"--wandb.name={study_name}/trial{trial.number}/fold{fold}",
-        ])
-        trial.set_user_attr("max_epochs", cli.trainer.max_epochs)
-        reporter = FoldReporter(trial, self.metric, fold, values, self.options.pruner != "none",
-                                {"study": study_name, "trial": trial.number, "fold": fold, "trial_params": params})
-        cli.trainer.callbacks.append(reporter)
-        start = time.perf_counter()
-        fit_or_stop(cli.trainer, self.stop, trial.number, False,
-                    lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
-        self.last_fit_time = time.perf_counter() - start
-        epochs.append(cli.trainer.current_epoch)
-        if reporter.last_value is None:
+        trials_dir = self.study_dir / "trials"
+        run_dir = trials_dir / f"trial{trial.number}" / f"fold{fold}"
+        run_values = {**params, "data.num_folds": folds, "data.fold": fold, "run.root": str(trials_dir),
+                      "run.name": f"trial{trial.number}", "run.version": f"fold{fold}",
+                      "wandb.group": study_name, "wandb.name": f"{study_name}/trial{trial.number}/fold{fold}"}
+        max_epochs = self.runs.fit_config["trainer"]["max_epochs"]
+        trial.set_user_attr("max_epochs", max_epochs)
+        pruning = FoldPruning(trial, fold, max_epochs, values, self.options.pruner != "none")
+        tags = {"study": study_name, "trial": trial.number, "fold": fold, "trial_params": params}
+        if self.devices > 1:
+            link_dir = trials_dir / f"trial{trial.number}" / f"fold{fold}-link"
+            child = FoldProcess([*self.runs.fit_args(run_values), link_callback_arg(link_dir, self.metric, tags)],
+                                run_dir, link_dir, self.stop)
+            try:
+                child.run(pruning.epoch_end)
+            except Interrupted:
+                raise Interrupted(self.stop.signum, trial.number) from None
+            shutil.rmtree(link_dir, ignore_errors=True)
+            self.last_fit_time = child.wall_time_s
+            epochs.append(len(child.values))
+        else:
+            cli = self.runs.build(run_values, run_dir)
+            cli.trainer.callbacks.append(FoldReporter(pruning, self.metric, tags))
+            start = time.perf_counter()
+            try:
+                fit_or_stop(cli.trainer, self.stop, trial.number, False,
+                            lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
+            finally:
+                finish_wandb(cli.trainer)
+            self.last_fit_time = time.perf_counter() - start
+            epochs.append(cli.trainer.current_epoch)
+        if pruning.last_value is None:
             raise LitexpError("no validation ran; the study needs a validation epoch per training epoch")
-        if reporter.pruned_at is not None:
-            raise optuna.TrialPruned(f"pruned at fold {fold}, step {reporter.pruned_at}")
-        if not math.isfinite(reporter.last_value):
-            raise DivergedError(f"{self.metric} is {reporter.last_value} at the end of fold {fold}")
-        return reporter.last_value
+        if pruning.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at fold {fold}, step {pruning.pruned_at}")
+        if not math.isfinite(pruning.last_value):
+            raise DivergedError(f"{self.metric} is {pruning.last_value} at the end of fold {fold}")
+        return pruning.last_value
 
 
 # -- workers --------------------------------------------------------------------------------------
@@ -282,6 +309,10 @@ def run_trials(study: optuna.Study, objective: Objective, options, wait_for_othe
             objective.interrupted_trial = None
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             stop.check(objective.interrupted_trial)
+            if objective.failures_in_a_row >= FAILURES_IN_A_ROW:
+                reason = " ".join(objective.last_failure.split())[:300]
+                raise LitexpError(f"{objective.failures_in_a_row} trials in a row failed, the last with: {reason}; "
+                                  "fix the cause and rerun the same command (the failed trials do not count)")
             continue
         if not wait_for_others or counts["RUNNING"] == 0:
             return
@@ -289,19 +320,30 @@ def run_trials(study: optuna.Study, objective: Objective, options, wait_for_othe
 
 
 # -- after the search -----------------------------------------------------------------------------
-def refit_and_test(options, base_args: list[str], study_dir: Path, params: dict[str, Any],
-                   stop: StopOnSignal) -> dict[str, Any]:
+def refit_and_test(options, runs: StudyRuns, study_dir: Path, params: dict[str, Any], stop: StopOnSignal,
+                   devices: int = 1) -> dict[str, Any]:
     """Best parameters on the whole training split (no validation), then the test split once."""
-    cli = build_cli(options.config, [
-        *base_args, *cli_args(params), "--data.num_folds=null", "--data.val_fraction=0",
-        f"--run.root={study_dir}", "--run.name=refit", "--run.version=final",
-        f"--wandb.group={options.study_name}", f"--wandb.name={options.study_name}/refit",
-    ])
+    run_dir = study_dir / "refit" / "final"
+    values = {**params, "data.num_folds": None, "data.val_fraction": 0.0, "run.root": str(study_dir),
+              "run.name": "refit", "run.version": "final", "wandb.group": options.study_name,
+              "wandb.name": f"{options.study_name}/refit"}
     stop.check(refit=True)
-    fit_or_stop(cli.trainer, stop, None, True, lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
-    stop.check(refit=True)
-    results = fit_or_stop(cli.trainer, stop, None, True,
-                          lambda: cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False))
+    if devices > 1:  # fit and test in the child's own processes (litexp fit --test)
+        child = FoldProcess([*runs.fit_args(values), "--test=true"], run_dir, study_dir / "refit" / "link", stop)
+        try:
+            summary = child.run(lambda value, epoch: False)
+        except Interrupted:
+            raise Interrupted(stop.signum, None, True) from None
+        shutil.rmtree(study_dir / "refit" / "link", ignore_errors=True)
+        return {"metrics": summary["test"]["metrics"], "run_dir": str(run_dir)}
+    cli = runs.build(values, run_dir, refit=True)
+    try:
+        fit_or_stop(cli.trainer, stop, None, True, lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
+        stop.check(refit=True)
+        results = fit_or_stop(cli.trainer, stop, None, True,
+                              lambda: cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False))
+    finally:
+        finish_wandb(cli.trainer)  # after the test, which logs into the refit's W&B run too
     return {"metrics": {key: float(value) for key, value in results[0].items()}, "run_dir": str(cli.run_dir)}
 
 
@@ -327,18 +369,20 @@ def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
     study_dir = Path(options.study_dir)
     space = load_search_space(options.search)
     base_args = [*RUN_DEFAULTS, *cli_args(space.fixed), *overrides]
-    first, check = make_checker(options.config, base_args)
-    check_single_device(first.config)
-    check_with_cli(space, check)
-    metric = options.metric or first.model.monitor
-    direction = options.direction or ("maximize" if first.model.monitor_mode == "max" else "minimize")
-    logged = getattr(first.model, "metrics", {})
+    runs = StudyRuns(options.config, base_args)
+    devices = devices_per_trial(runs.fit_config)
+    if devices == 1 and runs.fit_config["trainer"].get("devices") in (None, "auto"):
+        runs.pin({"trainer.devices": 1})  # Lightning's "auto" would take every GPU and relaunch the study
+    check_with_cli(space, runs.check)
+    metric = options.metric or runs.model.monitor
+    direction = options.direction or ("maximize" if runs.model.monitor_mode == "max" else "minimize")
+    logged = getattr(runs.model, "metrics", {})
     if not metric.startswith("val/") or (logged and metric not in logged):
         valid = ", ".join(name for name in logged if name.startswith("val/"))
         raise LitexpError(f"--metric must be a validation metric the task logs ({valid}), got {metric!r}")
 
     settings = study_settings(options, space, overrides, metric, direction)
-    resolved = json.loads(json.dumps(first.config["fit"].clone().as_dict(), default=str))
+    resolved = json.loads(json.dumps(runs.fit_config.clone().as_dict(), default=str))
     claim_study_dir(study_dir, options.study_name, options.storage, write=False)
     storage = open_storage(options.storage, study_dir, options.heartbeat_interval, options.grace_period)
     study = open_study(storage, options, settings, {"resolved_config": resolved, "config_files": options.config})
@@ -350,9 +394,8 @@ def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
                               sampler=build_sampler(options.sampler, options.seed), pruner=pruner)
     for number in redo_interrupted_trials(study):
         print(f"litexp tune: trial {number} was interrupted; its parameters are trained again")
-    objective = Objective(options, space, base_args, study_dir, metric, stop)
-    with test_split_locked():
-        run_trials(study, objective, options, wait_for_others=not options.no_refit)
+    objective = Objective(options, space, runs, study_dir, metric, stop, devices)
+    run_trials(study, objective, options, wait_for_others=not options.no_refit)
     counts = trial_counts(study)
     print(f"litexp tune: study {options.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
           f"{counts['FAIL']} failed")
@@ -369,15 +412,16 @@ def tune(options, overrides: list[str], stop: StopOnSignal) -> int:
               f"{last['best_trial']}, {last['finished_trials']} finished trials){now}; report: {last['report']}; "
               "pass --retest to refit and evaluate it again")
         return 0
-    return write_final_report(options, study, study_dir, base_args, metric, counts, wall_start, stop)
+    return write_final_report(options, study, study_dir, runs, metric, counts, wall_start, stop, devices)
 
 
-def write_final_report(options, study, study_dir, base_args, metric, counts, wall_start, stop) -> int:
+def write_final_report(options, study, study_dir, runs: StudyRuns, metric, counts, wall_start, stop,
+                       devices: int) -> int:
     earlier, moved = set_aside_outputs(study_dir)  # a report from --retest, or a refit an interrupt stopped
     if earlier is not None:
         print(f"litexp tune: earlier {', '.join(moved)} moved to {earlier}")
     best = study.best_trial
-    test = refit_and_test(options, base_args, study_dir, best.params, stop)
+    test = refit_and_test(options, runs, study_dir, best.params, stop, devices)
     evaluations = study.user_attrs.get("test_evaluations", [])
     test["evaluation"] = len(evaluations) + 1  # how often this study's test split has been evaluated
     storage = without_password(options.storage or default_storage(study_dir))
@@ -397,7 +441,7 @@ def write_final_report(options, study, study_dir, base_args, metric, counts, wal
         "plots": write_plots(study, study_dir / "plots", metric),
     }
     write_report(study_dir, report)
-    wandb_id = log_study(study, report, study_dir, base_args)
+    wandb_id = log_study(study, report, study_dir, runs.base_args)
     if wandb_id:
         print(f"litexp tune: W&B run {wandb_id} in group {options.study_name}: trials table, plots, test result")
     report_path = study_dir.resolve() / "report.md"

@@ -62,10 +62,11 @@ def wandb_run(trainer):
 
 
 class WandbMedia(Callback):
-    """Summary facts and media into the run's W&B record (see the module's docstring)."""
+    """Summary facts and media into the run's W&B record (see the module's docstring); ``media=False``:
+    the facts only (a study's folds)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, media: bool = True) -> None:
+        self.run_dir, self.media = Path(run_dir), media
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._log(trainer, pl_module, "val")
@@ -82,6 +83,8 @@ class WandbMedia(Callback):
         except (OSError, ValueError):
             summary = {}
         run.summary.update({key: value for key, value in flatten(summary).items() if value is not None})
+        if not self.media:
+            return
         loader = trainer.datamodule.val_dataloader() if stage == "val" else trainer.datamodule.test_dataloader()
         if not loader:
             return

@@ -18,6 +18,7 @@ from datamodules import vision
 from experiments import tune
 from experiments.cli import CONFIG_DIR
 from experiments.search_space import build_sampler, check_with_cli, cli_args, load_search_space, sample
+from experiments.study_runs import StudyRuns
 from lit_models import ClassificationTask, LitexpError
 from tests.fake_data import write_idx_dataset
 
@@ -106,11 +107,18 @@ def test_keys_and_values_the_cli_refuses_fail_before_training(tmp_path, capsys, 
     assert not (tmp_path / "study").exists()  # nothing written, not even the storage
 
 
-@pytest.mark.parametrize("override", ["--trainer.devices=2", "--trainer.strategy=ddp"])
-def test_several_devices_per_trial_are_refused(tmp_path, capsys, override):
+@pytest.mark.parametrize("overrides, message", [
+    (["--trainer.devices=2"], "needs --trainer.devices=N (a number) and --trainer.strategy=ddp"),
+    (["--trainer.devices=2", "--trainer.strategy=ddp_spawn"], "or start one worker per device"),
+    (["--trainer.devices=auto", "--trainer.strategy=ddp"], "needs --trainer.devices=N (a number)"),
+    (["--trainer.num_nodes=2", "--trainer.strategy=ddp"], "a trial on one node"),
+])
+def test_devices_a_trial_cannot_use_are_refused_before_anything_is_written(tmp_path, capsys, overrides, message):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5}\n")
-    assert run_tune(tmp_path, space, override) == 2
-    assert "start several workers" in capsys.readouterr().err
+    assert run_tune(tmp_path, space, *overrides) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("litexp: error:") and message in error and error.count("\n") == 1
+    assert not (tmp_path / "study").exists()
 
 
 # -- fold scoring, pruning, failures ---------------------------------------------------------------
@@ -171,6 +179,19 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path, fake_data_di
     assert re.match(r"training loss is nan at step \d+", study.trials[1].user_attrs["fail_reason"])
 
 
+def test_a_worker_whose_trials_all_fail_stops_with_the_reason(tmp_path, fake_data_dir, monkeypatch, capsys):
+    def broken(self, batch, batch_idx):
+        raise RuntimeError("the model is broken")
+
+    monkeypatch.setattr(ClassificationTask, "training_step", broken)
+    space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5}\n")
+    assert run_tune(tmp_path, space, "--n-trials", "20", "--folds", "2", "--quiet") == 2
+    assert states(load_study(tmp_path)) == ["FAIL"] * tune.FAILURES_IN_A_ROW  # not 20, not forever
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"litexp: error: {tune.FAILURES_IN_A_ROW} trials in a row failed, the last with: "
+                            "RuntimeError: the model is broken;")
+
+
 # -- resume and workers ----------------------------------------------------------------------------
 def test_rerun_resumes_fails_dead_trials_and_repeats_nothing(tmp_path, fake_data_dir):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5, log: true}\n")
@@ -210,16 +231,44 @@ def test_two_workers_share_one_journal_without_repeating_a_trial(tmp_path):
 
 
 # -- test split isolation and the report -----------------------------------------------------------
-def test_the_test_split_is_locked_while_searching(fake_data_dir, monkeypatch):
+def test_a_folds_datamodule_is_locked_and_no_other(tmp_path, fake_data_dir, monkeypatch):
     reads = []
     load = vision.VisionDataModule.load
     monkeypatch.setattr(vision.VisionDataModule, "load", lambda self, split: reads.append(split) or load(self, split))
-    data = vision.FashionMNIST(batch_size=32)
-    with tune.test_split_locked(), pytest.raises(LitexpError, match="test split is locked"):
-        data.setup("test")
-    assert reads == []
-    data.setup("test")  # unlocked again afterwards
-    assert reads == ["test"]
+    runs = StudyRuns([BASE], ["--data.batch_size=32", "--quiet"])
+    fold = runs.build({"data.num_folds": 2, "data.fold": 1}, tmp_path / "fold1").datamodule
+    assert (fold.num_folds, fold.fold) == (2, 1)
+    with pytest.raises(LitexpError, match="test split is locked"):
+        fold.setup("test")
+    assert "test" not in reads
+    other = vision.FashionMNIST(batch_size=32)  # the lock is the fold's instance's, not the class's
+    other.setup("test")
+    assert reads[-1] == "test"
+    refit = runs.build({"data.val_fraction": 0.0}, tmp_path / "refit", refit=True).datamodule
+    refit.setup("test")
+    assert not refit.test_split_locked and not vision.FashionMNIST.test_split_locked
+
+
+def test_a_run_is_the_parsed_config_with_the_trials_values_set(tmp_path, fake_data_dir):
+    runs = StudyRuns([BASE], ["--trainer.max_epochs=1", "--quiet"])
+    values = {"model.lr": 0.123, "model.network_args.dropout": 0.25, "data.batch_size": 64,
+              "data.num_folds": 3, "data.fold": 2, "wandb.name": "s/trial0/fold2"}
+    cli = runs.build(values, tmp_path / "run")
+    assert cli.run_dir == tmp_path / "run" and cli.trainer.max_epochs == 1
+    assert cli.model.hparams.lr == 0.123 and cli.model.hparams.network_args["dropout"] == 0.25
+    assert cli.datamodule.batch_size == 64 and (cli.datamodule.num_folds, cli.datamodule.fold) == (3, 2)
+    assert cli.config_dump["model"]["init_args"]["lr"] == 0.123  # what the checkpoint's hyperparameters hold
+    assert runs.fit_config["model"]["init_args"]["lr"] == 0.1  # the parsed base is never changed
+    # the same run from argv strings, as litexp fit parses them: the same model, to the last weight
+    again = StudyRuns([BASE], ["--trainer.max_epochs=1", "--quiet", *cli_args(values)])
+    parsed = again.build({}, tmp_path / "parsed")
+    for mine, theirs in zip(cli.model.state_dict().values(), parsed.model.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert cli.datamodule.split_fingerprint == parsed.datamodule.split_fingerprint
+    with pytest.raises(LitexpError, match="exists and is not empty"):
+        (tmp_path / "full").mkdir()
+        (tmp_path / "full" / "summary.json").write_text("{}")
+        runs.build(values, tmp_path / "full")
 
 
 def test_search_never_reads_the_test_split_and_the_report_has_it_all(tmp_path, fake_data_dir, monkeypatch):
@@ -271,6 +320,6 @@ def test_example_search_spaces_are_accepted_by_the_cli(name, tmp_path, monkeypat
         monkeypatch.chdir(tmp_path)
         write_diabetes_csv(tmp_path / "diabetes.csv")
     space = load_search_space(REPO / "experiments" / "search" / f"{name}.yaml")
-    first, check = tune.make_checker([str(CONFIG_DIR / EXAMPLES[name])], cli_args(space.fixed))
-    check_with_cli(space, check)  # raises LitexpError naming the refused key
+    runs = StudyRuns([str(CONFIG_DIR / EXAMPLES[name])], cli_args(space.fixed))
+    check_with_cli(space, runs.check)  # raises LitexpError naming the refused key
     assert sorted(path.stem for path in (REPO / "experiments" / "search").glob("*.yaml")) == sorted(EXAMPLES)
