@@ -206,7 +206,8 @@ class LitexpCLI(LightningCLI):
         if self.stop_on_signal is not None and self.stop_on_signal.signum is not None:
             return  # stopped by a signal during the last epoch: no test after it
         # the best checkpoint by path: "best" would make Lightning note that there are two checkpoint callbacks
-        best = None if self.trainer.fast_dev_run else (self.trainer.checkpoint_callback.best_model_path or "best")
+        checkpoints = self.trainer.checkpoint_callback  # None with --trainer.enable_checkpointing=false
+        best = None if self.trainer.fast_dev_run or checkpoints is None else (checkpoints.best_model_path or "best")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
 
 

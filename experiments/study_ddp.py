@@ -123,7 +123,8 @@ class FoldProcess:
             except BaseException:
                 self._end(child, signal.SIGTERM)
                 raise
-        self.wall_time_s = time.perf_counter() - start
+            finally:
+                self.wall_time_s = time.perf_counter() - start
         if child.returncode != 0:
             if self.stop.signum is not None:
                 self.stop.check()  # raises Interrupted

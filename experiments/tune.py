@@ -211,12 +211,11 @@ class Objective:
         trial.set_user_attr("params_cli", cli_args(params))
         values: list[float] = []
         epochs: list[int] = []
-        fit_time = 0.0
+        self.fit_time = 0.0  # every fold's, a pruned or failed one's too
         try:
             for fold in range(self.options.folds):
                 self.stop.check(trial.number)
                 values.append(self.fold(trial, params, fold, values, epochs))
-                fit_time += self.last_fit_time
                 self.progress(f"trial {trial.number} fold {fold + 1} of {self.options.folds}: {self.metric} "
                               f"{values[-1]:.4f} ({epochs[-1]} epochs, {self.last_fit_time:.1f} s)")
         except Interrupted:
@@ -242,7 +241,7 @@ class Objective:
         finally:
             trial.set_user_attr("fold_values", values)
             trial.set_user_attr("fold_epochs", epochs)
-            trial.set_user_attr("fit_time_s", round(fit_time, 3))
+            trial.set_user_attr("fit_time_s", round(self.fit_time, 3))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # a trial that ran out of memory leaves room for the next
         trial.set_user_attr("fold_std", float(np.std(values)))
@@ -260,7 +259,8 @@ class Objective:
                       "run.name": f"trial{trial.number}", "run.version": f"fold{fold}",
                       "wandb.group": study_name, "wandb.name": f"{study_name}/trial{trial.number}/fold{fold}"}
         max_epochs = self.runs.fit_config["trainer"]["max_epochs"]
-        trial.set_user_attr("max_epochs", max_epochs)
+        if fold == 0:
+            trial.set_user_attr("max_epochs", max_epochs)
         pruning = FoldPruning(trial, fold, max_epochs, values, self.options.pruner != "none")
         tags = {"study": study_name, "trial": trial.number, "fold": fold, "trial_params": params}
         if self.devices > 1:
@@ -271,8 +271,10 @@ class Objective:
                 child.run(pruning.epoch_end)
             except Interrupted:
                 raise Interrupted(self.stop.signum, trial.number) from None
+            finally:
+                self.last_fit_time = child.wall_time_s
+                self.fit_time += child.wall_time_s
             shutil.rmtree(link_dir, ignore_errors=True)
-            self.last_fit_time = child.wall_time_s
             epochs.append(len(child.values))
         else:
             cli = self.runs.build(run_values, run_dir)
@@ -282,8 +284,9 @@ class Objective:
                 fit_or_stop(cli.trainer, self.stop, trial.number, False,
                             lambda: cli.trainer.fit(cli.model, datamodule=cli.datamodule))
             finally:
+                self.last_fit_time = time.perf_counter() - start
+                self.fit_time += self.last_fit_time
                 finish_wandb(cli.trainer)
-            self.last_fit_time = time.perf_counter() - start
             epochs.append(cli.trainer.current_epoch)
         if pruning.last_value is None:
             raise LitexpError("no validation ran; the study needs a validation epoch per training epoch")
