@@ -35,6 +35,7 @@ NOTICES = (
     (r".*isinstance\(treespec, LeafSpec\)", "a deprecation inside Lightning"),
     (r"The number of training batches .* is smaller than the logging interval", "metrics are logged per epoch"),
     (r".*LightningCLI's args parameter", "litexp passes its arguments to LightningCLI on purpose"),
+    (r"Total length of `list` across ranks is zero", "val_fraction=0 (a study's refit): no validation, on purpose"),
 )
 #: Lightning's info lines that only repeat the user's choices or advertise (anything else they log still passes,
 #: litexp's own notes such as "using the system copy of FashionMNIST" too)

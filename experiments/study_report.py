@@ -12,7 +12,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import optuna
@@ -55,6 +55,14 @@ def write_json(path: Path, data: dict) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(partial, path)
+
+
+def write_stored_study_plots(storage: Optional[str], study_dir: str, study_name: str, metric: str) -> dict:
+    """:func:`write_plots` of a study read from its storage (in a process of its own, next to the refit)."""
+    from experiments.study_store import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage, Path(study_dir)))
+    return write_plots(study, Path(study_dir) / "plots", metric)
 
 
 def write_plots(study: optuna.Study, plot_dir: Path, metric: str) -> dict[str, dict[str, str]]:

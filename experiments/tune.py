@@ -22,12 +22,14 @@ import argparse
 import gc
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import signal
 import socket
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -39,7 +41,7 @@ from lightning.pytorch.loggers import WandbLogger
 from optuna.trial import TrialState
 
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
-from experiments.study_report import compute_facts, trial_counts, write_plots, write_report
+from experiments.study_report import compute_facts, trial_counts, write_report, write_stored_study_plots
 from experiments.study_ddp import FoldProcess, link_callback_arg
 from experiments.study_runs import StudyRuns, devices_per_trial
 from experiments.study_signals import Interrupted, StopCheck, StopOnSignal, quiet_logging
@@ -88,7 +90,8 @@ def option_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial n's draw depends on it and n)")
     parser.add_argument("--pruner", choices=("median", "none"), default="median")
     parser.add_argument("--pruner-startup-trials", type=int, default=3, help="trials before pruning starts")
-    parser.add_argument("--pruner-warmup-steps", type=int, default=1, help="report steps before pruning a trial")
+    parser.add_argument("--pruner-warmup-steps", type=int, default=0,
+                        help="report steps before pruning a trial (0: from its first epoch on)")
     parser.add_argument("--metric", default=None, help="validation metric to optimize (default: the task's monitor)")
     parser.add_argument("--direction", choices=("maximize", "minimize"), default=None)
     parser.add_argument("--no-refit", action="store_true",
@@ -424,7 +427,14 @@ def write_final_report(options, study, study_dir, runs: StudyRuns, metric, count
     if earlier is not None:
         print(f"litexp tune: earlier {', '.join(moved)} moved to {earlier}")
     best = study.best_trial
-    test = refit_and_test(options, runs, study_dir, best.params, stop, devices)
+    # the plots only read the finished trials: a process of their own draws them while the refit trains
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as plotter:
+        plots = plotter.submit(write_stored_study_plots, options.storage, str(study_dir), options.study_name, metric)
+        try:
+            test = refit_and_test(options, runs, study_dir, best.params, stop, devices)
+        except BaseException:
+            plots.cancel()
+            raise
     evaluations = study.user_attrs.get("test_evaluations", [])
     test["evaluation"] = len(evaluations) + 1  # how often this study's test split has been evaluated
     storage = without_password(options.storage or default_storage(study_dir))
@@ -441,7 +451,7 @@ def write_final_report(options, study, study_dir, runs: StudyRuns, metric, count
         "trials": counts,
         "time": {"wall_time_s_this_run": round(time.perf_counter() - wall_start, 2),
                  **compute_facts(study, options.folds)},
-        "plots": write_plots(study, study_dir / "plots", metric),
+        "plots": plots.result(),
     }
     write_report(study_dir, report)
     wandb_id = log_study(study, report, study_dir, runs.base_args)
