@@ -171,3 +171,18 @@ def write_report(study_dir: Path, report: dict) -> None:
     partial = study_dir / "report.md.partial"
     partial.write_text(markdown(report))
     os.replace(partial, study_dir / "report.md")
+
+
+def main(argv: list[str]) -> int:
+    """``python -m experiments.study_report STORAGE|- STUDY_DIR STUDY_NAME METRIC``: the study's plots into
+    ``STUDY_DIR/plots`` (``-``: the study directory's own SQLite file); prints what was written, as JSON."""
+    storage, study_dir, study_name, metric = argv
+    plots = write_stored_study_plots(None if storage == "-" else storage, study_dir, study_name, metric)
+    print(json.dumps(plots))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

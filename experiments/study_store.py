@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +21,7 @@ from typing import Any, Optional
 import optuna
 import yaml
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from experiments.search_space import SearchSpace
 from litexp.errors import LitexpError
@@ -49,6 +51,51 @@ def is_server_database(url: str) -> bool:
     return "://" in url and not url.startswith("sqlite")
 
 
+# file systems on which SQLite's write-ahead log does not work (it needs memory shared between processes)
+NETWORK_FILE_SYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+                        "fuse.glusterfs", "fuse.sshfs", "9p", "afs", "panfs", "wekafs")
+
+
+def on_local_file_system(path: Path) -> bool:
+    """Whether ``path`` lies on a local file system (Linux's mount table; anything unknown counts as not local)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return False
+    target = str(path.resolve())
+    best, kind = "", None
+    for fields in mounts:
+        if len(fields) >= 3:
+            point = fields[1].replace("\\040", " ")
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fields[2]
+    return kind is not None and kind not in NETWORK_FILE_SYSTEMS
+
+
+def sqlite_engine(url: str) -> dict[str, Any]:
+    """SQLAlchemy options for a SQLite study file.
+
+    On a local file system the file uses SQLite's write-ahead log with ``synchronous=NORMAL``: a
+    commit costs one append instead of two syncs (about 4 ms instead of 20 on this project's
+    machine, and a trial makes some 20 commits), a killed process loses nothing it committed, and
+    readers (optuna-dashboard, other workers) never block the writer; a power cut may lose the last
+    commits, never the file. On a network file system, where the log cannot work, the default
+    rollback journal stays.
+    """
+    path = make_url(url).database
+    wal = bool(path) and path != ":memory:" and on_local_file_system(Path(path).parent)
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(path or ":memory:", timeout=60, check_same_thread=False)
+        if wal:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    return {"creator": connect}
+
+
 def open_storage(url: Optional[str], study_dir: Path, heartbeat_s: float = HEARTBEAT_S,
                  grace_s: float = GRACE_S) -> optuna.storages.BaseStorage:
     """RDB URL -> RDBStorage with heartbeats; a plain path -> journal file (as optuna-dashboard reads it)."""
@@ -56,7 +103,7 @@ def open_storage(url: Optional[str], study_dir: Path, heartbeat_s: float = HEART
         study_dir.mkdir(parents=True, exist_ok=True)
         url = default_storage(study_dir)
     if "://" in url:
-        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+        engine = sqlite_engine(url) if url.startswith("sqlite") else None
         for attempt in range(3):  # workers started together race to create the tables: the loser retries
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat_s),

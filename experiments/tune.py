@@ -22,14 +22,13 @@ import argparse
 import gc
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,8 +40,8 @@ from lightning.pytorch.loggers import WandbLogger
 from optuna.trial import TrialState
 
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
-from experiments.study_report import compute_facts, trial_counts, write_report, write_stored_study_plots
 from experiments.study_ddp import FoldProcess, link_callback_arg
+from experiments.study_report import compute_facts, trial_counts, write_report
 from experiments.study_runs import StudyRuns, devices_per_trial
 from experiments.study_signals import Interrupted, StopCheck, StopOnSignal, quiet_logging
 from experiments.study_store import (
@@ -428,13 +427,21 @@ def write_final_report(options, study, study_dir, runs: StudyRuns, metric, count
         print(f"litexp tune: earlier {', '.join(moved)} moved to {earlier}")
     best = study.best_trial
     # the plots only read the finished trials: a process of their own draws them while the refit trains
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as plotter:
-        plots = plotter.submit(write_stored_study_plots, options.storage, str(study_dir), options.study_name, metric)
-        try:
-            test = refit_and_test(options, runs, study_dir, best.params, stop, devices)
-        except BaseException:
-            plots.cancel()
-            raise
+    plotter = subprocess.Popen([sys.executable, "-m", "experiments.study_report", options.storage or "-",
+                                str(study_dir), options.study_name, metric],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        test = refit_and_test(options, runs, study_dir, best.params, stop, devices)
+    except BaseException:
+        plotter.kill()
+        plotter.wait()
+        raise
+    out, err = plotter.communicate()
+    if plotter.returncode != 0:
+        reason = (err.strip().splitlines() or [f"exit status {plotter.returncode}"])[-1]
+        raise LitexpError(f"drawing the study's plots failed: {reason}; rerun the same command to refit and "
+                          "report again")
+    plots = json.loads(out.strip().splitlines()[-1])
     evaluations = study.user_attrs.get("test_evaluations", [])
     test["evaluation"] = len(evaluations) + 1  # how often this study's test split has been evaluated
     storage = without_password(options.storage or default_storage(study_dir))
@@ -451,7 +458,7 @@ def write_final_report(options, study, study_dir, runs: StudyRuns, metric, count
         "trials": counts,
         "time": {"wall_time_s_this_run": round(time.perf_counter() - wall_start, 2),
                  **compute_facts(study, options.folds)},
-        "plots": plots.result(),
+        "plots": plots,
     }
     write_report(study_dir, report)
     wandb_id = log_study(study, report, study_dir, runs.base_args)

@@ -262,7 +262,7 @@ def test_a_run_is_the_parsed_config_with_the_trials_values_set(tmp_path, fake_da
     # the same run from argv strings, as litexp fit parses them: the same model, to the last weight
     again = StudyRuns([BASE], ["--trainer.max_epochs=1", "--quiet", *cli_args(values)])
     parsed = again.build({}, tmp_path / "parsed")
-    for mine, theirs in zip(cli.model.state_dict().values(), parsed.model.state_dict().values()):
+    for mine, theirs in zip(cli.model.state_dict().values(), parsed.model.state_dict().values(), strict=True):
         assert torch.equal(mine, theirs)
     assert cli.datamodule.split_fingerprint == parsed.datamodule.split_fingerprint
     with pytest.raises(LitexpError, match="exists and is not empty"):
