@@ -56,12 +56,13 @@ NETWORK_FILE_SYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs"
                         "fuse.glusterfs", "fuse.sshfs", "9p", "afs", "panfs", "wekafs")
 
 
-def on_local_file_system(path: Path) -> bool:
+def on_local_file_system(path: Path, mount_table: Optional[str] = None) -> bool:
     """Whether ``path`` lies on a local file system (Linux's mount table; anything unknown counts as not local)."""
     try:
-        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+        table = Path("/proc/mounts").read_text() if mount_table is None else mount_table
     except OSError:
         return False
+    mounts = [line.split() for line in table.splitlines()]
     target = str(path.resolve())
     best, kind = "", None
     for fields in mounts:
