@@ -4,9 +4,11 @@
         --n-trials 12 --folds 3 [--storage URL] [--study-name NAME] [--sampler random|tpe] \
         [--pruner median|none] [--metric val/acc --direction maximize] [--timeout S] [-- fit overrides]
 
-Each trial samples the search space and trains one fresh model per fold (``litexp fit`` with
-``--data.num_folds K --data.fold k`` and the sampled ``--key=value`` overrides); its value is the
-mean of the folds' final validation metric. During training each epoch reports the running fold
+Each trial samples the search space and trains one fresh model per fold: the run ``litexp fit``
+with ``--data.num_folds K --data.fold k`` and the sampled ``--key=value`` overrides would be, built
+from the config parsed once (:mod:`experiments.study_runs`), or, with ``--trainer.devices=N
+--trainer.strategy=ddp``, a child ``litexp fit`` on N ranks (:mod:`experiments.study_ddp`). Its
+value is the mean of the folds' final validation metric. During training each epoch reports the running fold
 mean at step ``fold * max_epochs + epoch`` so the pruner can stop a bad trial in its first folds.
 After the search the best parameters are refit on the whole training split, the test split is
 evaluated once, and ``report.json``, ``report.md`` and ``plots/`` go into the study directory.
