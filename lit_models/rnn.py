@@ -157,57 +157,112 @@ class RecurrentEncoder(nn.Module):
 
 
 class RNNLanguageModel(nn.Module):
-    """Next-token logits (B, T, V) from tokens (B, T); the state carries over between calls."""
+    """Next-token logits (B, T, V) from tokens (B, T); the state carries over between calls.
+
+    ``tie_weights`` shares one matrix between the input embedding and the output layer (Press & Wolf,
+    2017, "Using the Output Embedding to Improve Language Models"): the head scores each word by the
+    dot product of the last hidden state with that word's embedding. It needs a learned embedding;
+    when ``embedding_dim`` differs from ``hidden_size`` a linear projection maps the hidden state to
+    ``embedding_dim`` first. The shared matrix starts uniform in [-0.1, 0.1] (the output layer's scale;
+    an embedding's default N(0, 1) would make the first logits huge). ``embedding_dropout`` drops
+    entries of the embedded input (the output dropout ``dropout`` is unchanged). ``weight_dropout``
+    drops entries of the hidden-to-hidden weight matrices, one mask per forward pass shared by all
+    time steps (DropConnect on the recurrence, Merity et al. 2018, "Regularizing and Optimizing LSTM
+    Language Models"); it regularises the recurrence that output dropout does not reach.
+    """
 
     def __init__(self, vocab_size: int, cell: Cell = "gru", hidden_size: int = 32, num_layers: int = 1,
                  dropout: float = 0.0, embedding_dim: Optional[int] = None,
-                 implementation: Implementation = "library") -> None:
+                 implementation: Implementation = "library", tie_weights: bool = False,
+                 embedding_dropout: float = 0.0, weight_dropout: float = 0.0) -> None:
         super().__init__()
+        if tie_weights and not embedding_dim:
+            raise ValueError("tie_weights shares the input embedding with the output layer: it needs a learned "
+                             "embedding; set embedding_dim (e.g. equal to hidden_size)")
+        if not 0.0 <= embedding_dropout < 1.0:
+            raise ValueError(f"embedding_dropout must be in [0, 1), got {embedding_dropout}")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}")
         self.encoder = RecurrentEncoder(vocab_size, cell, hidden_size, num_layers, dropout, embedding_dim,
                                         bidirectional=False, implementation=implementation)
+        self.embedding_dropout = nn.Dropout(embedding_dropout) if embedding_dropout else None
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.tie_weights = bool(tie_weights)
+        self.weight_dropout = float(weight_dropout)
+        head_features = hidden_size
+        if tie_weights and embedding_dim != hidden_size:
+            self.projection = nn.Linear(hidden_size, embedding_dim)  # hidden state -> embedding space
+            head_features = embedding_dim
+        self.head = nn.Linear(head_features, vocab_size)
+        if tie_weights:
+            embedding = self.encoder.input.embedding
+            nn.init.uniform_(embedding.weight, -0.1, 0.1)
+            self.head.weight = embedding.weight  # one Parameter, (V, E): rows are the words' vectors
 
     def forward(self, tokens: torch.Tensor, state: Optional[State] = None) -> tuple[torch.Tensor, State]:
-        outputs, state = self.encoder(tokens, state)  # (B, T, H)
-        return self.head(self.dropout(outputs)), state  # (B, T, V)
+        if self.embedding_dropout is None and not (self.weight_dropout and self.training):
+            outputs, state = self.encoder(tokens, state)  # (B, T, H)
+        else:
+            embedded = self.encoder.input(tokens)  # (B, T, E)
+            if self.embedding_dropout is not None:
+                embedded = self.embedding_dropout(embedded)
+            outputs, state = self._recur(embedded, state)
+        outputs = self.dropout(outputs)
+        if hasattr(self, "projection"):
+            outputs = self.projection(outputs)  # (B, T, E)
+        return self.head(outputs), state  # (B, T, V)
+
+    def _recur(self, embedded: torch.Tensor, state: Optional[State]) -> tuple[torch.Tensor, State]:
+        rnn = self.encoder.rnn
+        if not (self.weight_dropout and self.training):
+            return rnn(embedded, state)
+        # the recurrence runs with dropped copies of its W_hh; gradients flow to the parameters themselves
+        dropped = {name: F.dropout(weight, self.weight_dropout, training=True)
+                   for name, weight in rnn.named_parameters() if name.startswith("weight_hh")}
+        return torch.func.functional_call(rnn, dropped, (embedded, state))
 
 
 def language_model(cell: Cell, vocab_size: int, hidden_size: int, num_layers: int, dropout: float,
-                   embedding_dim: Optional[int], implementation: Implementation, bidirectional: bool) -> nn.Module:
+                   embedding_dim: Optional[int], implementation: Implementation, bidirectional: bool,
+                   tie_weights: bool = False, embedding_dropout: float = 0.0,
+                   weight_dropout: float = 0.0) -> nn.Module:
     if bidirectional:
         raise ValueError(
             "a language model cannot be bidirectional: it predicts each token from the tokens before it, and the "
             "backward direction would read the very token it has to predict; use bidirectional encoders "
             "(RecurrentEncoder) only for tasks that see the whole sequence")
-    return RNNLanguageModel(vocab_size, cell, hidden_size, num_layers, dropout, embedding_dim, implementation)
+    return RNNLanguageModel(vocab_size, cell, hidden_size, num_layers, dropout, embedding_dim, implementation,
+                            tie_weights, embedding_dropout, weight_dropout)
 
 
 @register_network("rnn_lm", kind="language_model")
 def rnn_lm(vocab_size: int, hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0,
            embedding_dim: Optional[int] = None, implementation: Implementation = "library",
-           bidirectional: bool = False) -> nn.Module:
+           bidirectional: bool = False, tie_weights: bool = False, embedding_dropout: float = 0.0,
+           weight_dropout: float = 0.0) -> nn.Module:
     """The book's RNN language model (tanh recurrence, one-hot input unless ``embedding_dim``)."""
     return language_model("rnn", vocab_size, hidden_size, num_layers, dropout, embedding_dim, implementation,
-                          bidirectional)
+                          bidirectional, tie_weights, embedding_dropout, weight_dropout)
 
 
 @register_network("gru_lm", kind="language_model")
 def gru_lm(vocab_size: int, hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0,
            embedding_dim: Optional[int] = None, implementation: Implementation = "library",
-           bidirectional: bool = False) -> nn.Module:
+           bidirectional: bool = False, tie_weights: bool = False, embedding_dropout: float = 0.0,
+           weight_dropout: float = 0.0) -> nn.Module:
     """GRU language model; ``num_layers: 2`` is the book's deep GRU."""
     return language_model("gru", vocab_size, hidden_size, num_layers, dropout, embedding_dim, implementation,
-                          bidirectional)
+                          bidirectional, tie_weights, embedding_dropout, weight_dropout)
 
 
 @register_network("lstm_lm", kind="language_model")
 def lstm_lm(vocab_size: int, hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0,
             embedding_dim: Optional[int] = None, implementation: Implementation = "library",
-            bidirectional: bool = False) -> nn.Module:
-    """LSTM language model."""
+            bidirectional: bool = False, tie_weights: bool = False, embedding_dropout: float = 0.0,
+            weight_dropout: float = 0.0) -> nn.Module:
+    """LSTM language model; ``tie_weights`` shares the embedding with the output layer."""
     return language_model("lstm", vocab_size, hidden_size, num_layers, dropout, embedding_dim, implementation,
-                          bidirectional)
+                          bidirectional, tie_weights, embedding_dropout, weight_dropout)
 
 
 # -- generation -----------------------------------------------------------------------------------
