@@ -205,23 +205,38 @@ def confusion_figure(matrix: torch.Tensor, names: list[str], stage: str):
 
 
 def misclassified_figure(wrong: list[tuple[torch.Tensor, int, int]], names: list[str]):
+    """The misclassified images as one grid (torchvision's ``make_grid``, drawn on one axis: a figure of
+    32 small axes took seconds to lay out), each under a band saying ``true -> predicted``."""
+    from torchvision.utils import make_grid
+
     plt = _pyplot()
     columns = 8
-    rows = max(1, (len(wrong) + columns - 1) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
-    for axis in axes.flat:
+    if not wrong:
+        figure, axis = plt.subplots(figsize=(4, 1))
         axis.axis("off")
-    for axis, (image, true, predicted) in zip(axes.flat, wrong, strict=False):
+        figure.text(0.5, 0.5, "no misclassified image", ha="center", va="center")
+        plt.close(figure)
+        return figure
+    pictures = []
+    for image, _, _ in wrong:
         picture = image.float()
         picture = (picture - picture.min()) / (picture.max() - picture.min()).clamp(min=1e-6)
-        if picture.shape[0] == 1:
-            axis.imshow(picture[0].numpy(), cmap="gray")
-        else:
-            axis.imshow(picture.permute(1, 2, 0).numpy())
-        axis.set_title(f"{names[true]}\n-> {names[predicted]}", fontsize=7)
-    if not wrong:
-        figure.text(0.5, 0.5, "no misclassified image", ha="center", va="center")
-    figure.tight_layout()
+        pictures.append(picture.expand(3, -1, -1) if picture.shape[0] == 1 else picture)
+    height, width = pictures[0].shape[-2:]
+    band = max(14, height // 2)  # white room above each picture for its caption
+    pictures = [torch.nn.functional.pad(picture, (0, 0, band, 0), value=1.0) for picture in pictures]
+    padding = 2
+    grid = make_grid(pictures, nrow=columns, padding=padding, pad_value=1.0)
+    rows = (len(pictures) + columns - 1) // columns
+    figure, axis = plt.subplots(figsize=(1.6 * min(columns, len(pictures)), 1.9 * rows))
+    axis.imshow(grid.permute(1, 2, 0).numpy())
+    axis.axis("off")
+    for index, (_, true, predicted) in enumerate(wrong):
+        row, column = divmod(index, columns)
+        x = padding + column * (width + padding) + width / 2
+        y = padding + row * (height + band + padding) + band / 2
+        axis.text(x, y, f"{names[true]}\n-> {names[predicted]}", fontsize=7, ha="center", va="center")
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
     plt.close(figure)
     return figure
 
