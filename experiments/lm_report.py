@@ -250,7 +250,7 @@ def render(results: dict, report_dir: Path) -> None:
     lines += ["Commands (each row: the config, the overrides below, `--data.path <text>` and the tokenization):", "",
               "```", "litexp lm-report --install --report-dir experiments/reports --rows 'char-*' --max-minutes 3",
               "litexp lm-report --report-dir experiments/reports --rows 'word-*' --max-minutes 3",
-              "litexp lm-report --report-dir experiments/reports --rows 'word-*-cpu' --max-minutes 5  # rerun",
+              "litexp lm-report --report-dir experiments/reports --rows '*-cpu' --max-minutes 5  # rerun",
               "```", ""]
     for row in ROWS:
         options = " ".join((*row.overrides, *tokenization(row.tokens)))
