@@ -274,6 +274,7 @@ class Objective:
             try:
                 child.run(pruning.epoch_end)
             except Interrupted:
+                shutil.rmtree(link_dir, ignore_errors=True)  # a failure's is kept: its error names the log there
                 raise Interrupted(self.stop.signum, trial.number) from None
             finally:
                 self.last_fit_time = child.wall_time_s
@@ -336,7 +337,7 @@ def refit_and_test(options, runs: StudyRuns, study_dir: Path, params: dict[str, 
               "wandb.name": f"{options.study_name}/refit"}
     stop.check(refit=True)
     if devices > 1:  # fit and test in the child's own processes (litexp fit --test)
-        child = FoldProcess([*runs.fit_args(values), "--test=true"], run_dir, study_dir / "refit" / "link", stop)
+        child = FoldProcess([*runs.fit_args(values), "--test"], run_dir, study_dir / "refit" / "link", stop)
         try:
             summary = child.run(lambda value, epoch: False)
         except Interrupted:

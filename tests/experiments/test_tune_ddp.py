@@ -36,15 +36,15 @@ def mnist(tmp_path, monkeypatch) -> Path:
     return space
 
 
-def study(tmp_path: Path, name: str, lrs: tuple[float, ...], *args: str) -> optuna.Study:
+def study(tmp_path: Path, name: str, lrs: tuple[float, ...], *args: str, refit: bool = False) -> optuna.Study:
     storage = f"sqlite:///{tmp_path / name / 'study.db'}"
     (tmp_path / name).mkdir()
     created = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     for lr in lrs:
         created.enqueue_trial({"model.lr": lr})
     code = tune.main(["--config", BASE, "--search", str(tmp_path / "space.yaml"), "--study-dir", str(tmp_path / name),
-                      "--study-name", name, "--folds", "2", "--n-trials", str(len(lrs)), "--no-refit", "--quiet",
-                      *args])
+                      "--study-name", name, "--folds", "2", "--n-trials", str(len(lrs)), "--quiet",
+                      *([] if refit else ["--no-refit"]), *args])
     assert code == 0
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -71,12 +71,18 @@ def test_a_trial_on_two_processes_scores_its_folds_as_one_process_does(tmp_path,
     assert not list((tmp_path / "ddp" / "trials").glob("*/*-link"))  # the link folders are cleaned up
 
 
-def test_a_pruned_trial_stops_every_rank_after_the_same_epoch(tmp_path, mnist):
+def test_a_pruned_trial_stops_every_rank_after_the_same_epoch_and_the_refit_runs_on_both(tmp_path, mnist):
     ddp = study(tmp_path, "ddp", (0.05, 1e-7), "--pruner-startup-trials", "1", "--pruner-warmup-steps", "0",
-                "--data.batch_size=16", "--config", DDP)
+                "--data.batch_size=16", "--config", DDP, refit=True)
     good, bad = ddp.trials
     assert good.state == TrialState.COMPLETE and bad.state == TrialState.PRUNED
     assert bad.user_attrs["fold_epochs"] == [1] and list(bad.intermediate_values) == [0]
     summary = fold_summary(tmp_path, "ddp", 1, 0)
     assert summary["status"] == "completed" and summary["fit"]["epochs"] == 1 and summary["device"]["world_size"] == 2
     assert not (tmp_path / "ddp" / "trials" / "trial1" / "fold1").exists()  # no fold after the pruned one
+    # the refit: the best trial's parameters on the whole training split, then the test split, on 2 ranks
+    report = json.loads((tmp_path / "ddp" / "report.json").read_text())
+    refit = json.loads((tmp_path / "ddp" / "refit" / "final" / "summary.json").read_text())
+    assert report["best"]["number"] == 0 and set(report["test"]["metrics"]) == {"test/acc", "test/loss"}
+    assert refit["device"]["world_size"] == 2 and refit["data"]["val_size"] == 0
+    assert refit["test"]["metrics"] == pytest.approx(report["test"]["metrics"])
