@@ -41,6 +41,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from optuna.trial import TrialState
 
+from experiments.cli import finish_wandb_run
 from experiments.search_space import SearchSpace, build_sampler, check_with_cli, cli_args, load_search_space, sample
 from experiments.study_ddp import FoldProcess, link_callback_arg
 from experiments.study_report import compute_facts, trial_counts, write_report
@@ -159,15 +160,6 @@ class FoldReporter(Callback):
             raise LitexpError(f"metric {self.metric!r} was not logged; logged: {', '.join(trainer.callback_metrics)}")
         if self.pruning.epoch_end(float(trainer.callback_metrics[self.metric]), trainer.current_epoch):
             trainer.should_stop = True  # ends this fold cleanly; the objective then raises TrialPruned
-
-
-def finish_wandb(trainer) -> None:
-    """Close this run's W&B run, so the next fold opens its own instead of reusing it."""
-    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
 
 
 def clock(seconds: float) -> str:
@@ -291,7 +283,7 @@ class Objective:
             finally:
                 self.last_fit_time = time.perf_counter() - start
                 self.fit_time += self.last_fit_time
-                finish_wandb(cli.trainer)
+                finish_wandb_run()
             epochs.append(cli.trainer.current_epoch)
         if pruning.last_value is None:
             raise LitexpError("no validation ran; the study needs a validation epoch per training epoch")
@@ -351,7 +343,7 @@ def refit_and_test(options, runs: StudyRuns, study_dir: Path, params: dict[str, 
         results = fit_or_stop(cli.trainer, stop, None, True,
                               lambda: cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False))
     finally:
-        finish_wandb(cli.trainer)  # after the test, which logs into the refit's W&B run too
+        finish_wandb_run()  # after the test, which logs into the refit's W&B run too
     return {"metrics": {key: float(value) for key, value in results[0].items()}, "run_dir": str(cli.run_dir)}
 
 
@@ -366,6 +358,9 @@ def study_defaults(options) -> None:
         raise LitexpError(f"--folds must be at least 2, got {options.folds}")
     if options.n_trials < 1:
         raise LitexpError(f"--n-trials must be at least 1, got {options.n_trials}")
+    if options.pruner_startup_trials < 0 or options.pruner_warmup_steps < 0:
+        raise LitexpError("--pruner-startup-trials and --pruner-warmup-steps must be 0 or more, got "
+                          f"{options.pruner_startup_trials} and {options.pruner_warmup_steps}")
     if options.heartbeat_interval < 1 or options.grace_period <= options.heartbeat_interval:
         raise LitexpError("--heartbeat-interval must be at least 1 and --grace-period longer than it, got "
                           f"{options.heartbeat_interval} and {options.grace_period}")

@@ -121,6 +121,15 @@ def test_devices_a_trial_cannot_use_are_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "study").exists()
 
 
+@pytest.mark.parametrize("option", ["--pruner-warmup-steps", "--pruner-startup-trials"])
+def test_negative_pruner_settings_are_one_line_before_anything_is_written(tmp_path, capsys, option):
+    space = write_space(tmp_path, "model.lr: {type: float, low: 0.01, high: 0.5}\n")
+    assert run_tune(tmp_path, space, option, "-1") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("litexp: error: --pruner-startup-trials and --pruner-warmup-steps must be 0 or more")
+    assert error.count("\n") == 1 and not (tmp_path / "study").exists()
+
+
 # -- fold scoring, pruning, failures ---------------------------------------------------------------
 def test_objective_is_the_mean_of_independent_fold_runs(tmp_path, fake_data_dir, litexp, capsys):
     space = write_space(tmp_path, "model.lr: {type: float, low: 0.05, high: 0.5, log: true}\n")
