@@ -21,9 +21,10 @@ from typing import Any, Literal, Optional
 import lightning.pytorch as pl
 import torch
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from lit_models.init import INIT_SCHEMES, init_weights
+from lit_models.metrics import WeightedMean
 from lit_models.optim import OptimizerName, Schedule, SchedulerName, build_optimizer, build_scheduler, parameter_groups
 from lit_models.registry import build_network
 from litexp.errors import LitexpError
@@ -83,10 +84,10 @@ class Task(pl.LightningModule):
         """The metrics of one stage by short name; they are logged as ``<stage>/<name>``.
 
         Every task has ``loss``, the mean over the epoch's examples (or tokens): a subclass adds its own
-        to ``super().stage_metrics(stage)``. No NaN filtering: a diverged loss shows as NaN, and the
-        per-step NaN check (a device sync on a GPU) is skipped.
+        to ``super().stage_metrics(stage)``. No NaN filtering: a diverged loss shows as NaN, and there
+        is no per-step NaN check (a device sync on a GPU); see :mod:`lit_models.metrics`.
         """
-        return {"loss": MeanMetric(nan_strategy="disable")}
+        return {"loss": WeightedMean()}
 
     def metrics_of(self, stage: str) -> MetricCollection:
         """The metrics of ``stage``; ``self.metrics_of("val")["acc"]`` is logged as ``val/acc``."""
@@ -171,7 +172,9 @@ class Task(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         metrics = self.metrics_of("train")
         for name, saved in checkpoint.get("train_metric_states", {}).items():
-            if name in metrics.keys(keep_base=True):
+            # a checkpoint of an older metric class (other state names) leaves the metric as it is: the
+            # resumed epoch then logs the mean of its remaining batches
+            if name in metrics.keys(keep_base=True) and set(saved["states"]) == set(metrics[name].metric_state):
                 metric = metrics[name]
                 for state, value in saved["states"].items():
                     setattr(metric, state, value)

@@ -23,10 +23,11 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveFloat, PositiveInt
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 from torchmetrics.detection import MeanAveragePrecision
 
 from lit_models.boxes import multibox_detection, multibox_target, padded_to_list
+from lit_models.metrics import WeightedMean
 from lit_models.tasks.base import Task
 from litexp.errors import LitexpError
 
@@ -72,7 +73,7 @@ class DetectionTask(Task):
         return {"in_channels": channels, "num_classes": self.hparams.num_classes, "image_size": height}
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
-        return {**super().stage_metrics(stage), "class_loss": MeanMetric(), "box_loss": MeanMetric()}
+        return {**super().stage_metrics(stage), "class_loss": WeightedMean(), "box_loss": WeightedMean()}
 
     def losses(self, class_logits: torch.Tensor, offsets: torch.Tensor, target_offsets: torch.Tensor,
                mask: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

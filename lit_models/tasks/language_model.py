@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torchmetrics import Metric
-from torchmetrics.text import Perplexity
 
+from lit_models.metrics import Perplexity
 from lit_models.tasks.base import Task
 from lit_models.tasks.keeps_vocab import KeepsVocab
 from lit_models.tasks.pretrained_embedding import PretrainedEmbedding
@@ -117,7 +117,7 @@ class LanguageModelTask(PretrainedEmbedding, KeepsVocab, Task):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=targets.numel())
-        metrics["ppl"].update(logits.detach().float(), targets)
+        metrics["ppl"].update(loss.detach(), weight=targets.numel())  # exp of the same token mean
         return loss
 
     def predict_step(self, batch, batch_idx):
