@@ -9,7 +9,11 @@ The plain loop's epochs are interleaved with litexp's: a plain epoch runs before
 and one after the last, so each litexp epoch is compared with the mean of the plain epochs right
 before and after it. Load from other processes on a shared machine then hits both sides of each
 ratio alike; the reported ratio is the median of these per-epoch ratios after the first (warm-up)
-epoch. It also prints the median and 10th-percentile time of one training step (from the start of
+epoch. Both sides share the process's allocator, set as every litexp command sets it
+(``experiments/memory.py``): left to glibc's adaptive thresholds, one side or the other took
+hundreds of thousands of page faults per epoch in some processes and not in others, a 5 to 20 %
+swing of the ratio either way; the bench prints both sides' faults per epoch. It also prints the
+median and 10th-percentile time of one training step (from the start of
 one batch to the start of the next: data, step, hooks, logging) on both sides. Run:
 
     python -m experiments.bench_lenet --epochs 5 [--threads 1] [--config experiments/configs/fashion_mnist/lenet.yaml]
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -31,6 +36,7 @@ from lightning.pytorch.callbacks import Callback
 
 from datamodules import FashionMNIST
 from experiments.cli import CONFIG_DIR, main
+from experiments.memory import keep_freed_memory
 from lit_models import build_network
 from lit_models.init import init_weights
 from lit_models.optim import build_optimizer, parameter_groups
@@ -95,16 +101,22 @@ class Interleave(Callback):
         self.plain: list[tuple[float, list[float], float]] = []
         self.litexp: list[float] = []
         self.litexp_steps: list[list[float]] = []
+        self.faults: dict[str, list[int]] = {"plain": [], "litexp": []}  # minor page faults per epoch
         self._epoch_start = 0.0
+        self._faults_at = 0
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.loop = PlainLoop(yaml.safe_load(Path(self.config).read_text()))
 
     def _plain_epoch(self) -> None:
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         if self._epoch_start:
             self.litexp.append(time.perf_counter() - self._epoch_start)
+            self.faults["litexp"].append(faults - self._faults_at)
         self.plain.append(self.loop.epoch())
         self._epoch_start = time.perf_counter()
+        self._faults_at = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        self.faults["plain"].append(self._faults_at - faults)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._plain_epoch()
@@ -121,6 +133,7 @@ class Interleave(Callback):
             "plain_val_acc": self.plain[-1][2],
             "litexp": self.litexp,
             "litexp_steps": [intervals(starts) for starts in self.litexp_steps],
+            "faults": self.faults,
         }))
 
 
@@ -136,6 +149,7 @@ def run() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator_set = keep_freed_memory()  # as litexp's main() sets it, for both sides of the comparison
     with tempfile.TemporaryDirectory() as root:
         results = Path(root) / "times.json"
         code = main(["fit", "--config", str(args.config), f"--trainer.max_epochs={args.epochs}",
@@ -160,6 +174,10 @@ def run() -> None:
           f"litexp {statistics.median([litexp[i] for i in steady]):.2f}s")
     print(f"ratio litexp / plain, epochs (median of per-epoch ratios, each against the plain epochs around it): "
           f"{statistics.median(ratios):.3f}  (per epoch: {', '.join(f'{r:.3f}' for r in ratios)})")
+    faults = times["faults"]
+    print(f"page faults per epoch, median after warm-up: plain {statistics.median(faults['plain'][1:]):.0f}, "
+          f"litexp {statistics.median([faults['litexp'][i] for i in steady]):.0f} (allocator: "
+          f"{'thresholds fixed' if allocator_set else 'as the environment sets it'}, see experiments/memory.py)")
     plain_steps = [step for steps in times["plain_steps"][1:] for step in steps]
     litexp_steps = [step for i in steady for step in times["litexp_steps"][i]]
     for q, label in ((0.5, "median"), (0.1, "10th percentile")):

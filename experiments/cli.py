@@ -38,6 +38,7 @@ from experiments.evaluation import (
     resolve_run_directory,
 )
 from experiments.lifecycle import Interrupted, RandomState, StopOnSignal
+from experiments.memory import keep_freed_memory
 from experiments.resume import ResumePoint, resume_arguments
 from experiments.run import (
     RUN_DIR_ENV,
@@ -437,6 +438,7 @@ EXTRA_COMMANDS: dict[str, str] = {
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()  # before any model or data is built: see experiments/memory.py
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

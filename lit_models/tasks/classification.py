@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy
 
 from lit_models.finetune import backbone_parameters, load_pretrained
+from lit_models.metrics import Fraction
 from lit_models.optim import parameter_groups
 from lit_models.tasks.base import Task
 from litexp.errors import LitexpError
@@ -58,9 +58,8 @@ class ClassificationTask(Task):
         return {"in_channels": channels, "num_classes": self.hparams.num_classes, "image_size": height}
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
-        # the labels were checked by cross_entropy already: no second validation per step
-        return {**super().stage_metrics(stage),
-                "acc": MulticlassAccuracy(self.hparams.num_classes, average="micro", validate_args=False)}
+        # top-1 accuracy as correct / seen (see lit_models.metrics); cross_entropy checked the labels already
+        return {**super().stage_metrics(stage), "acc": Fraction()}
 
     def optimizer_groups(self) -> list[dict]:
         if self.hparams.backbone_lr_mult == 1.0:
@@ -79,7 +78,7 @@ class ClassificationTask(Task):
         loss = F.cross_entropy(logits, labels)
         metrics = self.metrics_of(stage)
         metrics["loss"].update(loss.detach(), weight=labels.numel())
-        metrics["acc"].update(logits.detach(), labels)
+        metrics["acc"].update((logits.detach().argmax(dim=-1) == labels).sum(), labels.numel())
         return loss
 
     def predict_step(self, batch, batch_idx):

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchmetrics
+from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity as TorchmetricsPerplexity
 
 from lit_models import ClassificationTask, LanguageModelTask
-from lit_models.metrics import Perplexity, WeightedMean
+from lit_models.metrics import Fraction, Perplexity, WeightedMean
 
 
 def test_weighted_mean_weights_each_batch_by_its_count():
@@ -63,9 +64,25 @@ def test_perplexity_from_the_loss_equals_torchmetrics_perplexity_of_the_logits()
     assert ours.compute().item() == pytest.approx(theirs.compute().item(), rel=1e-5)
 
 
+def test_accuracy_as_a_fraction_equals_torchmetrics_accuracy_exactly():
+    generator = torch.Generator().manual_seed(2)
+    ours, theirs = Fraction(), MulticlassAccuracy(7, average="micro")
+    for size in (64, 64, 5):
+        logits = torch.randn(size, 7, generator=generator)
+        labels = torch.randint(0, 7, (size,), generator=generator)
+        ours.update((logits.argmax(dim=-1) == labels).sum(), labels.numel())
+        theirs.update(logits, labels)
+    assert ours.compute().item() == theirs.compute().item()  # integer counts: the same float
+    assert ours.weight.item() == 133
+
+
 def test_tasks_log_the_example_weighted_loss_and_the_token_perplexity():
     task = ClassificationTask(network="lenet", num_classes=10, input_shape=(1, 28, 28))
     assert isinstance(task.metrics["train/loss"], WeightedMean)
+    images, labels = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+    task._step((images, labels), "val")
+    predicted = task(images).argmax(dim=-1)
+    assert task.metrics["val/acc"].compute().item() == pytest.approx((predicted == labels).float().mean().item())
     language_model = LanguageModelTask(network="rnn_lm", vocab_size=12)
     assert isinstance(language_model.metrics["val/ppl"], Perplexity)
     tokens = torch.randint(0, 12, (2, 5))
