@@ -8,11 +8,12 @@ signal exits at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import warnings
-from typing import Optional
+from typing import Iterator, Optional
 
 import optuna
 from lightning.pytorch.callbacks import Callback
@@ -97,16 +98,32 @@ def not_an_interrupt(record: logging.LogRecord) -> bool:
     return not record.getMessage().endswith("failed with value None.")
 
 
-def quiet_logging() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+@contextlib.contextmanager
+def quiet_logging() -> Iterator[None]:
+    """Optuna's log as one-line messages, Lightning's info lines off, two known warnings off; all as they
+    were again on exit (``litexp tune`` called from Python leaves the caller's logging as it found it)."""
     optuna_logger = logging.getLogger("optuna")
-    if not any(isinstance(handler.formatter, OptunaLogFormat) for handler in optuna_logger.handlers):
-        optuna.logging.disable_default_handler()
-        handler = CurrentStderr()
-        handler.setFormatter(OptunaLogFormat())
-        handler.addFilter(not_an_interrupt)
-        optuna_logger.addHandler(handler)
-    for name in ("lightning.pytorch", "lightning.fabric"):  # no banner or "Seed set" per fold
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
+    verbosity, handlers = optuna.logging.get_verbosity(), list(optuna_logger.handlers)
+    lightning_levels = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
+    with warnings.catch_warnings():
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if not any(isinstance(handler.formatter, OptunaLogFormat) for handler in handlers):
+            optuna.logging.disable_default_handler()
+            handler = CurrentStderr()
+            handler.setFormatter(OptunaLogFormat())
+            handler.addFilter(not_an_interrupt)
+            optuna_logger.addHandler(handler)
+        for name in lightning_levels:  # no banner or "Seed set" per fold
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
+        try:
+            yield
+        finally:
+            for handler in list(optuna_logger.handlers):  # the caller's handlers, in the caller's order
+                optuna_logger.removeHandler(handler)
+            for handler in handlers:
+                optuna_logger.addHandler(handler)
+            optuna.logging.set_verbosity(verbosity)
+            for name, level in lightning_levels.items():
+                logging.getLogger(name).setLevel(level)

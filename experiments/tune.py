@@ -473,8 +473,7 @@ def write_final_report(options, study, study_dir, runs: StudyRuns, metric, count
 
 # -- the command -----------------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
-    quiet_logging()
-    with StopOnSignal() as stop:
+    with quiet_logging(), StopOnSignal() as stop:
         try:
             options, overrides = option_parser().parse_known_args(argv)
             if any(not arg.startswith("--") for arg in overrides[:1]):

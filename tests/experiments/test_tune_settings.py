@@ -118,3 +118,20 @@ def test_a_diverged_fit_fails_its_trial_with_the_reason_and_the_study_goes_on(tm
     assert study.trials[1].user_attrs["fail_reason"] == "training loss is nan at step 7; lower the learning rate"
     err = capsys.readouterr().err
     assert "Traceback" not in err, err  # a user-facing reason, not a bug
+
+
+def test_tune_called_from_python_leaves_the_callers_logging_as_it_was(tmp_path, capsys):
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna_logger = logging.getLogger("optuna")
+    handlers, verbosity = list(optuna_logger.handlers), optuna.logging.get_verbosity()
+    levels = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
+    filters = list(warnings.filters)
+    assert tune.main(["--space", str(tmp_path / "missing.yaml"), "--study-dir", str(tmp_path / "s")]) == 2
+    assert "litexp: error:" in capsys.readouterr().err
+    assert optuna_logger.handlers == handlers and optuna.logging.get_verbosity() == verbosity
+    assert {name: logging.getLogger(name).level for name in levels} == levels
+    assert warnings.filters == filters
