@@ -49,6 +49,7 @@ def test_states_merge_by_sum_as_ddp_ranks_do():
     for value, weight in batches[1:]:
         second.update(value, weight)
     first.merge_state(second)  # the same reduction (sum) torchmetrics applies across ranks in compute()
+    assert first.weight.item() == 45 and first.total.item() == pytest.approx(whole.total.item())
     assert first.compute().item() == pytest.approx(whole.compute().item())
 
 
@@ -90,3 +91,21 @@ def test_tasks_log_the_example_weighted_loss_and_the_token_perplexity():
     metrics = language_model.metrics_of("val")
     assert metrics["ppl"].compute().item() == pytest.approx(math.exp(loss.item()), rel=1e-5)
     assert metrics["loss"].compute().item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_a_checkpoint_of_the_older_torchmetrics_states_resumes_without_them():
+    task = ClassificationTask(network="lenet", num_classes=10, input_shape=(1, 28, 28))
+    old = {"train_metric_states": {
+        "loss": {"states": {"mean_value": torch.tensor(9.0), "weight": torch.tensor(3.0)}, "updates": 3},
+        "acc": {"states": {"tp": torch.tensor(5), "fp": torch.tensor(1), "tn": torch.tensor(0),
+                           "fn": torch.tensor(1)}, "updates": 3},
+    }}
+    task.on_load_checkpoint(old)  # MeanMetric's and MulticlassAccuracy's states: not these metrics'
+    assert not task.metrics["train/loss"].update_called and task.metrics["train/loss"].weight.item() == 0
+    saved = {}
+    task._step((torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])), "train")
+    task.on_save_checkpoint(saved)
+    resumed = ClassificationTask(network="lenet", num_classes=10, input_shape=(1, 28, 28))
+    resumed.on_load_checkpoint(saved)  # its own states come back exactly
+    assert resumed.metrics["train/loss"].weight.item() == 4
+    assert resumed.metrics["train/acc"].compute().item() == task.metrics["train/acc"].compute().item()
