@@ -44,6 +44,7 @@ from experiments.run import (
     RUN_DIR_ENV,
     ConfigToLoggers,
     DivergenceGuard,
+    NoProfiler,
     PredictionCSV,
     RunOptions,
     RunSummary,
@@ -172,6 +173,7 @@ class LitexpCLI(LightningCLI):
                                  tags=run_tags(self.model, self.datamodule)),
             callbacks=callbacks,
             **({"enable_progress_bar": False, "enable_model_summary": False} if quiet else {}),
+            **({} if trainer_config.get("profiler") else {"profiler": NoProfiler()}),
         )
         try:  # the run's first write: an unwritable root fails here, in one line, before any training
             if main_process:

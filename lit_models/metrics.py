@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+_UPDATE_ATTRIBUTES = frozenset({"total", "weight", "_computed", "_update_count"})
+
 
 class WeightedMean(Metric):
     """``sum(value * weight) / sum(weight)`` over the updates: ``update(batch_mean_loss, batch_size)``."""
@@ -42,6 +44,15 @@ class WeightedMean(Metric):
         super().__init__(**kwargs)
         self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # an update writes four attributes (the two states, torchmetrics' ``_computed`` and ``_update_count``):
+        # plain attributes, never a parameter, module or buffer, so set without ``nn.Module``'s search for
+        # one (2 us each)
+        if name in _UPDATE_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def update(self, value: Tensor, weight: Union[int, float, Tensor]) -> None:
         """``value``: a batch's mean (a scalar tensor); ``weight``: how many examples (or tokens) it averages."""

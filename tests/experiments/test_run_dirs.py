@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
 
 from experiments.cli import CONFIG_DIR, main
+from experiments.run import DivergenceGuard
+from litexp.errors import DivergedError
 
 SOFTMAX = str(CONFIG_DIR / "synthetic/linear_regression.yaml")
 QUICK = ("--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
@@ -76,3 +82,29 @@ def test_completed_fits_say_so_and_an_infinite_lr_is_refused(tmp_path, capsys):
     assert fit(tmp_path / "inf", "--model.lr=inf") == 2
     assert "lr must be a finite number > 0" in capsys.readouterr().err
     assert not (tmp_path / "inf").exists()
+
+
+class RecordProfiler(Callback):
+    """Notes the trainer's profiler class (read by the test below)."""
+
+    seen: list[str] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        RecordProfiler.seen.append(type(trainer.profiler).__name__)
+
+
+def test_the_default_profiler_records_nothing_and_a_chosen_one_is_used(tmp_path):
+    RecordProfiler.seen.clear()
+    record = f"--trainer.callbacks+={__name__}.RecordProfiler"
+    assert fit(tmp_path, "--run.name=default", record) == 0
+    assert fit(tmp_path, "--run.name=simple", record, "--trainer.profiler=simple") == 0
+    assert RecordProfiler.seen == ["NoProfiler", "SimpleProfiler"]
+
+
+@pytest.mark.parametrize("loss", [float("nan"), float("inf"), [1.0, float("nan")]])
+def test_the_divergence_guard_stops_at_a_non_finite_loss(loss):
+    trainer = SimpleNamespace(global_step=7, current_epoch=1)
+    with pytest.raises(DivergedError, match="at step 7"):
+        DivergenceGuard().on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)}, None, 0)
+    DivergenceGuard().on_train_batch_end(trainer, None, torch.tensor(2.5), None, 0)  # finite: goes on
+    DivergenceGuard().on_train_batch_end(trainer, None, None, None, 0)  # a step that returned nothing

@@ -109,3 +109,14 @@ def test_a_checkpoint_of_the_older_torchmetrics_states_resumes_without_them():
     resumed.on_load_checkpoint(saved)  # its own states come back exactly
     assert resumed.metrics["train/loss"].weight.item() == 4
     assert resumed.metrics["train/acc"].compute().item() == task.metrics["train/acc"].compute().item()
+
+
+def test_an_update_writes_plain_attributes_and_the_states_stay_metric_states():
+    metric = Fraction()
+    metric.update(torch.tensor(3), 4)
+    assert metric._update_count == 1 and metric.update_called
+    assert set(metric.metric_state) == {"total", "weight"} and metric.compute().item() == 0.75
+    metric.reset()
+    assert metric.total.item() == 0 and metric.weight.item() == 0 and not metric.update_called
+    with pytest.raises(RuntimeError, match="const"):
+        metric.higher_is_better = False  # torchmetrics' own guard still applies

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 
 import lightning.pytorch as pl
 import pytest
@@ -90,3 +91,13 @@ def test_batch_norm_sits_between_affine_map_and_activation():
     names = {type(module).__name__ for module in lenet.modules()}
     assert {"BatchNorm2d", "BatchNorm1d", "Sigmoid", "AvgPool2d"} <= names and "ReLU" not in names
     assert lenet(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_the_hook_name_is_a_plain_attribute_and_modules_still_register():
+    model = ClassificationTask(network="softmax_regression", input_shape=(1, 4, 4), num_classes=3)
+    model._current_fx_name = "training_step"  # Lightning's bookkeeping: set without nn.Module's search
+    assert model._current_fx_name == "training_step" and "_current_fx_name" not in model._modules
+    model.head = torch.nn.Linear(2, 2)  # every other attribute goes through nn.Module as before
+    assert "head" in model._modules and "head.weight" in dict(model.named_parameters())
+    # Lightning passes batch_idx after reading the signature (kept on the function, read once)
+    assert list(inspect.signature(model.training_step).parameters) == ["batch", "batch_idx"]
