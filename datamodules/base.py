@@ -102,13 +102,23 @@ class ShardedBatchSampler(EpochBatches):
         order = self._order()
         if not self.global_batches:
             shard = torch.tensor_split(order, self.world_size)[self.rank]
-            return list(torch.split(shard, self.batch_size))
+            # a rank with no samples (fewer than ranks) gets no batch, not one empty batch
+            return list(torch.split(shard, self.batch_size)) if len(shard) else []
         batches = []
         for global_batch in torch.split(order, self.batch_size * self.world_size):
             if len(global_batch) < self.world_size:
                 break  # too few samples to give every rank one: all ranks skip it alike
             batches.append(torch.tensor_split(global_batch, self.world_size)[self.rank])
         return batches
+
+    def __len__(self) -> int:
+        # counted, not drawn: Lightning asks several times an epoch, and drawing the order costs a millisecond
+        n, size, ranks = len(self.indices), self.batch_size, self.world_size
+        if not self.global_batches:
+            shard = n // ranks + (1 if self.rank < n % ranks else 0)
+            return -(-shard // size)
+        full, rest = divmod(n, size * ranks)
+        return full + (1 if rest >= ranks else 0)
 
 
 class ResumableLoader(DataLoader):

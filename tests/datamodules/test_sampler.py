@@ -48,3 +48,13 @@ def test_tensor_batches_slice_whole_batches():
     images, labels = torch.arange(20).view(10, 2), torch.arange(10)
     batch_images, batch_labels = TensorBatches(images, labels)[torch.tensor([3, 7])]
     assert batch_labels.tolist() == [3, 7] and batch_images.tolist() == [[6, 7], [14, 15]]
+
+
+@pytest.mark.parametrize("global_batches", [True, False])
+@pytest.mark.parametrize("size,batch_size,world_size", [(0, 4, 1), (1, 4, 2), (3, 4, 4), (10, 4, 1), (10, 4, 3),
+                                                        (16, 4, 2), (17, 4, 2), (18, 4, 4), (23, 5, 4), (7, 1, 3)])
+def test_the_counted_length_is_the_number_of_batches_drawn(size, batch_size, world_size, global_batches):
+    for rank in range(world_size):
+        sampler = ShardedBatchSampler(np.arange(size), batch_size, shuffle=global_batches,
+                                      global_batches=global_batches, rank=rank, world_size=world_size)
+        assert len(sampler) == len(sampler.batches()) == len(list(sampler))
