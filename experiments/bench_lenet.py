@@ -16,7 +16,12 @@ swing of the ratio either way; the bench prints both sides' faults per epoch. It
 median and 10th-percentile time of one training step (from the start of
 one batch to the start of the next: data, step, hooks, logging) on both sides. Run:
 
-    python -m experiments.bench_lenet --epochs 5 [--threads 1] [--config experiments/configs/fashion_mnist/lenet.yaml]
+    python -m experiments.bench_lenet --epochs 5 [--threads 1] [--processes 3] \
+        [--config experiments/configs/fashion_mnist/lenet.yaml]
+
+The same code measures a different ratio in different processes (1.04 to 1.06 for the book LeNet,
+steady within each process): ``--processes N`` measures in N fresh processes, one after another, and
+reports each one's ratio and their median.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -141,21 +148,15 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.median(values) if q == 0.5 else statistics.quantiles(values, n=100)[round(100 * q) - 1]
 
 
-def run() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CONFIG_DIR / "fashion_mnist" / "lenet.yaml")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def measure(config: Path, epochs: int) -> dict:
+    """One ``litexp fit`` interleaved with the plain loop, in this process: every figure the report prints."""
     allocator_set = keep_freed_memory()  # as litexp's main() sets it, for both sides of the comparison
     with tempfile.TemporaryDirectory() as root:
         results = Path(root) / "times.json"
-        code = main(["fit", "--config", str(args.config), f"--trainer.max_epochs={args.epochs}",
+        code = main(["fit", "--config", str(config), f"--trainer.max_epochs={epochs}",
                      "--wandb.mode=offline", "--trainer.enable_progress_bar=false",
                      "--trainer.enable_model_summary=false", "--trainer.callbacks+=experiments.bench_lenet.Interleave",
-                     f"--trainer.callbacks.config={args.config}", f"--trainer.callbacks.path={results}",
+                     f"--trainer.callbacks.config={config}", f"--trainer.callbacks.path={results}",
                      "--run.root", str(Path(root) / "runs")])
         if code != 0:
             raise SystemExit(code)
@@ -163,27 +164,86 @@ def run() -> None:
         (summary_path,) = Path(root).glob("runs/*/*/summary.json")
         summary = json.loads(summary_path.read_text())
     plain, litexp = times["plain"], times["litexp"]
+    steady = list(range(1, len(litexp)) if len(litexp) > 1 else range(len(litexp)))
+    plain_steps = [step for steps in times["plain_steps"][1:] for step in steps]
+    litexp_steps = [step for i in steady for step in times["litexp_steps"][i]]
+    return {
+        "plain": plain, "litexp": litexp, "steady": steady,
+        "ratios": [litexp[i] / ((plain[i] + plain[i + 1]) / 2) for i in steady],
+        "val_acc": {"plain": times["plain_val_acc"], "litexp": summary["fit"]["metrics"]["val/acc"]},
+        "faults": {"plain": statistics.median(times["faults"]["plain"][1:]),
+                   "litexp": statistics.median([times["faults"]["litexp"][i] for i in steady])},
+        "allocator_set": allocator_set, "threads": torch.get_num_threads(),
+        "steps": {label: {"plain": quantile(plain_steps, q), "litexp": quantile(litexp_steps, q)}
+                  for q, label in ((0.5, "median"), (0.1, "10th percentile"))},
+    }
+
+
+def report(result: dict, batch_size: int) -> None:
+    plain, litexp, steady, ratios = result["plain"], result["litexp"], result["steady"], result["ratios"]
     for epoch, seconds in enumerate(litexp):
         print(f"epoch {epoch}: plain {plain[epoch]:.2f}s | litexp {seconds:.2f}s | plain {plain[epoch + 1]:.2f}s")
-    print(f"final val acc: plain {times['plain_val_acc']:.4f}, litexp {summary['fit']['metrics']['val/acc']:.4f}")
-    steady = range(1, len(litexp)) if len(litexp) > 1 else range(len(litexp))
-    ratios = [litexp[i] / ((plain[i] + plain[i + 1]) / 2) for i in steady]
-    batch_size = yaml.safe_load(args.config.read_text())["data"]["init_args"]["batch_size"]
-    print(f"\nthreads: {torch.get_num_threads()}  batch: {batch_size}")
+    print(f"final val acc: plain {result['val_acc']['plain']:.4f}, litexp {result['val_acc']['litexp']:.4f}")
+    print(f"\nthreads: {result['threads']}  batch: {batch_size}")
     print(f"epoch time, median after warm-up: plain {statistics.median(plain[1:]):.2f}s, "
           f"litexp {statistics.median([litexp[i] for i in steady]):.2f}s")
     print(f"ratio litexp / plain, epochs (median of per-epoch ratios, each against the plain epochs around it): "
           f"{statistics.median(ratios):.3f}  (per epoch: {', '.join(f'{r:.3f}' for r in ratios)})")
-    faults = times["faults"]
-    print(f"page faults per epoch, median after warm-up: plain {statistics.median(faults['plain'][1:]):.0f}, "
-          f"litexp {statistics.median([faults['litexp'][i] for i in steady]):.0f} (allocator: "
-          f"{'thresholds fixed' if allocator_set else 'as the environment sets it'}, see experiments/memory.py)")
-    plain_steps = [step for steps in times["plain_steps"][1:] for step in steps]
-    litexp_steps = [step for i in steady for step in times["litexp_steps"][i]]
-    for q, label in ((0.5, "median"), (0.1, "10th percentile")):
-        ours, theirs = quantile(litexp_steps, q), quantile(plain_steps, q)
+    print(f"page faults per epoch, median after warm-up: plain {result['faults']['plain']:.0f}, "
+          f"litexp {result['faults']['litexp']:.0f} (allocator: "
+          f"{'thresholds fixed' if result['allocator_set'] else 'as the environment sets it'}, "
+          f"see experiments/memory.py)")
+    for label, step in result["steps"].items():
+        ours, theirs = step["litexp"], step["plain"]
         print(f"step time, {label}: plain {1000 * theirs:.2f} ms, litexp {1000 * ours:.2f} ms, overhead "
               f"{1000 * (ours - theirs):+.2f} ms per step, ratio {ours / theirs:.3f}")
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=CONFIG_DIR / "fashion_mnist" / "lenet.yaml")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="measure in this many fresh processes, one after another, and report each one's ratio "
+                             "and their median (the same code measures 1.04 to 1.06 in different processes)")
+    parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)  # a child's results, for the parent
+    args = parser.parse_args()
+    if args.processes < 1 or args.epochs < 1:
+        parser.error("--processes and --epochs must be at least 1")
+    batch_size = yaml.safe_load(args.config.read_text())["data"]["init_args"]["batch_size"]
+    if args.processes == 1:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = measure(args.config, args.epochs)
+        if args.json:
+            args.json.write_text(json.dumps(result))
+        else:
+            report(result, batch_size)
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for number in range(args.processes):
+            path = Path(folder) / f"process{number}.json"
+            command = [sys.executable, "-m", "experiments.bench_lenet", "--config", str(args.config),
+                       "--epochs", str(args.epochs), "--processes", "1", "--json", str(path),
+                       *(["--threads", str(args.threads)] if args.threads else [])]
+            child = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if child.returncode != 0:
+                sys.stderr.write(child.stderr)
+                raise SystemExit(f"bench_lenet: process {number} failed (exit {child.returncode}); its output is above")
+            results.append(json.loads(path.read_text()))
+            result = results[-1]
+            step = result["steps"]["median"]
+            print(f"process {number}: ratio {statistics.median(result['ratios']):.3f} (per epoch "
+                  f"{min(result['ratios']):.3f} to {max(result['ratios']):.3f}), step overhead "
+                  f"{1000 * (step['litexp'] - step['plain']):+.2f} ms over {1000 * step['plain']:.2f} ms, "
+                  f"page faults per epoch {result['faults']['plain']:.0f} / {result['faults']['litexp']:.0f}",
+                  flush=True)
+    ratios = [statistics.median(result["ratios"]) for result in results]
+    print(f"\nthreads: {results[0]['threads']}  batch: {batch_size}  epochs: {args.epochs} per process")
+    print(f"ratio litexp / plain, median of {len(ratios)} processes (each the median of its steady epochs): "
+          f"{statistics.median(ratios):.3f}  (processes: {', '.join(f'{r:.3f}' for r in ratios)})")
 
 
 if __name__ == "__main__":
