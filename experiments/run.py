@@ -252,8 +252,8 @@ class DivergenceGuard(Callback):
 class NoProfiler(PassThroughProfiler):
     """Lightning's default profiler, which records nothing, without a context manager made per call.
 
-    Lightning wraps every hook call in ``trainer.profiler.profile(name)``: about 120 calls per training
-    step with litexp's callbacks. ``PassThroughProfiler`` makes each a generator-based context manager
+    Lightning wraps every hook call in ``trainer.profiler.profile(name)``: about 60 calls per batch
+    with litexp's callbacks. ``PassThroughProfiler`` makes each a generator-based context manager
     that does nothing (0.07 ms per step on the softmax bench, see README "Benchmarks"); this one hands out
     one shared null context. litexp uses it where ``--trainer.profiler`` is not set.
     """
