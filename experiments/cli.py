@@ -37,7 +37,7 @@ from experiments.evaluation import (
     read_checkpoint,
     resolve_run_directory,
 )
-from experiments.lifecycle import Interrupted, RandomState, StopOnSignal
+from experiments.lifecycle import Interrupted, RandomState, StopOnSignal, end_other_rank
 from experiments.memory import keep_freed_memory
 from experiments.resume import ResumePoint, resume_arguments
 from experiments.run import (
@@ -439,7 +439,13 @@ EXTRA_COMMANDS: dict[str, str] = {
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    code = run_command(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:  # this process's own command line: a DDP rank other than 0 ends here
+        end_other_rank(code)
+    return code
+
+
+def run_command(argv: list[str]) -> int:
     keep_freed_memory()  # before any model or data is built: see experiments/memory.py
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)

@@ -13,9 +13,11 @@ stopped: the global random generators (:class:`RandomState`), the training loade
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Optional
@@ -184,3 +186,23 @@ class RandomState(Callback):
         if self._restore is not None:
             set_random_states(self._restore)
             self._restore = None
+
+
+def end_other_rank(code: int) -> None:
+    """A DDP rank other than 0, its command done: leave the process now with ``code`` (returns on rank 0).
+
+    Past this point such a rank has nothing left to write (rank 0 writes every file and the W&B run),
+    but interpreter shutdown can still kill it: the process group's threads, torn down as the
+    interpreter exits, at times abort it ("terminate called without an active exception", exit -6).
+    Lightning's launcher on rank 0 then takes the finished rank for a crashed one and kills rank 0
+    too (SIGKILL), mid-way through its last writes. So the rank flushes its output and exits with
+    ``os._exit``, without that teardown.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if torch.distributed.get_rank() == 0:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -62,3 +62,21 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert ddp_metrics["val/loss"] == pytest.approx(single_metrics["val/loss"], abs=1e-4)
     assert ddp_metrics["val/acc"] == pytest.approx(single_metrics["val/acc"], abs=1 / 128 + 1e-6)
     assert single_metrics["val/acc"] > 0.5  # it learned something, so the comparison means something
+
+
+ENDS = """
+import os, sys, torch.distributed as dist
+from experiments.lifecycle import end_other_rank
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=rank, world_size=2)
+end_other_rank(7)  # rank 1 leaves here with 7; rank 0 goes on
+dist.destroy_process_group()
+sys.exit(3)
+"""
+
+
+def test_a_finished_rank_other_than_0_leaves_at_once_with_its_code_and_rank_0_goes_on(tmp_path):
+    rendezvous = tmp_path / "rendezvous"
+    ranks = [subprocess.Popen([sys.executable, "-c", ENDS, str(rank), str(rendezvous)], env={**os.environ,
+                              "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
+    assert [rank.wait(timeout=120) for rank in ranks] == [3, 7]
